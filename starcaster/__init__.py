@@ -1,0 +1,3 @@
+"""STARCaster: spatio-temporal autoregressive video diffusion for talking portraits."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,91 @@
+"""Camera views: per-frame (azimuth, elevation) in degrees, and named camera paths.
+
+Azimuth turns the head left/right (0 = frontal, +90 = the subject's left side towards the
+camera), elevation looks from above (+) or below (-). Every path is a pure function of the
+frame count, so a path renders the same on any machine and the app can preview it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class ViewTrack:
+    """Per-frame view angles in degrees, both ``[T]`` float32."""
+
+    azimuth: np.ndarray
+    elevation: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.azimuth)
+
+    def slice(self, start: int, stop: int) -> ViewTrack:
+        return ViewTrack(self.azimuth[start:stop], self.elevation[start:stop])
+
+
+def _static(num_frames: int, azimuth: float, elevation: float) -> tuple[np.ndarray, np.ndarray]:
+    return np.full(num_frames, azimuth), np.full(num_frames, elevation)
+
+
+def _orbit(num_frames: int, azimuth: float, elevation: float) -> tuple[np.ndarray, np.ndarray]:
+    """A full turn around the head over the clip, starting at ``azimuth``."""
+    turn = np.linspace(0.0, 360.0, num_frames, endpoint=False)
+    return (azimuth + turn + 180.0) % 360.0 - 180.0, np.full(num_frames, elevation)
+
+
+def _nod(num_frames: int, azimuth: float, elevation: float) -> tuple[np.ndarray, np.ndarray]:
+    """The camera bobs ±15° in elevation twice over the clip around ``elevation``."""
+    phase = np.linspace(0.0, 4.0 * np.pi, num_frames, endpoint=False)
+    return np.full(num_frames, azimuth), elevation + 15.0 * np.sin(phase)
+
+
+def _sweep(num_frames: int, azimuth: float, elevation: float) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth left-to-right sweep of ±|azimuth| (default ±60°): one instant, many views."""
+    half_width = abs(azimuth) if azimuth else 60.0
+    return np.linspace(-half_width, half_width, num_frames), np.full(num_frames, elevation)
+
+
+CAMERA_PATHS: dict[str, Callable[[int, float, float], tuple[np.ndarray, np.ndarray]]] = {
+    "static": _static,
+    "orbit": _orbit,
+    "nod": _nod,
+    "sweep": _sweep,
+}
+
+# ``sweep`` freezes time and moves the camera: the temporal-to-spatial mode.
+FROZEN_TIME_PATHS = frozenset({"sweep"})
+
+
+def make_view_track(
+    num_frames: int,
+    azimuth: float | np.ndarray = 0.0,
+    elevation: float | np.ndarray = 0.0,
+    camera_path: str | None = None,
+) -> ViewTrack:
+    """Per-frame views from scalars, per-frame arrays, or a named path around a base view."""
+    if camera_path is not None and camera_path != "static":
+        if camera_path not in CAMERA_PATHS:
+            raise InputError(f"Unknown camera_path {camera_path!r}; choose one of {sorted(CAMERA_PATHS)}.")
+        if np.ndim(azimuth) or np.ndim(elevation):
+            raise InputError("A camera_path takes scalar azimuth/elevation as its base view, not arrays.")
+        az, el = CAMERA_PATHS[camera_path](num_frames, float(azimuth), float(elevation))
+    else:
+        az, el = _broadcast(azimuth, num_frames, "azimuth"), _broadcast(elevation, num_frames, "elevation")
+    return ViewTrack(np.asarray(az, np.float32), np.asarray(el, np.float32))
+
+
+def _broadcast(value: float | np.ndarray, num_frames: int, name: str) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{name} must be finite numbers (degrees).")
+    if array.ndim == 0:
+        return np.full(num_frames, float(array))
+    if array.ndim != 1 or len(array) != num_frames:
+        raise InputError(f"Per-frame {name} must have one value per video frame ({num_frames}); got shape {array.shape}.")
+    return array

@@ -1,0 +1,143 @@
+"""Named model presets (flux-style ``configs = {name: spec}``): ``tiny``, ``demo``, ``real``.
+
+* ``real``: 512² frames, the SD-1.5 VAE, an SD-1.5-shaped UNet (the Arc2Face backbone) with
+  Arc2Face's CLIP-token identity projection, so ``FoivosPar/Arc2Face`` weights load into the
+  denoiser and its reference encoder (see ``starcaster.convert``); identities are insightface
+  antelopev2 (glintr100) ArcFace embeddings.
+* ``demo``: 64² frames, a small VAE (4× down, 8 latent channels), a few-M-parameter UNet,
+  a built-in identity encoder; trains on SynthTalk on a CPU.
+* ``tiny``: the smallest thing that exercises every code path, for tests.
+
+The scheduler is DDIM predicting the clean sample, zero-terminal-SNR betas and trailing
+timesteps: the first of few steps then starts from pure noise, and predicting x0 is what
+made a tiny model learn in the feasibility runs (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SCHEDULER = dict(
+    num_train_timesteps=1000,
+    beta_schedule="scaled_linear",
+    beta_start=0.00085,
+    beta_end=0.012,
+    prediction_type="sample",
+    timestep_spacing="trailing",
+    rescale_betas_zero_snr=True,
+    clip_sample=False,
+    set_alpha_to_one=False,
+)
+
+CLIP_VIT_L14_TEXT = dict(
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    projection_dim=768,
+)
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """Everything needed to build a fresh (random) set of pipeline components."""
+
+    image_size: int
+    unet: dict
+    vae: dict
+    identity_encoder: dict | None
+    scheduler: dict = field(default_factory=lambda: dict(SCHEDULER))
+
+
+def _vae(channels: tuple[int, ...], latent: int, groups: int, layers: int, size: int, scale: float) -> dict:
+    return dict(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * len(channels),
+        up_block_types=("UpDecoderBlock2D",) * len(channels),
+        block_out_channels=channels,
+        latent_channels=latent,
+        norm_num_groups=groups,
+        layers_per_block=layers,
+        sample_size=size,
+        scaling_factor=scale,
+    )
+
+
+PRESETS: dict[str, ModelPreset] = {
+    "tiny": ModelPreset(
+        image_size=32,
+        unet=dict(
+            sample_size=16,
+            latent_channels=4,
+            block_out_channels=(16, 32),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            layers_per_block=1,
+            attention_heads=2,
+            cross_attention_dim=32,
+            norm_num_groups=8,
+            identity_tokens=2,
+            audio_n_mels=16,
+            audio_context=1,
+            camera_bands=2,
+            max_context_frames=16,
+        ),
+        vae=_vae((16, 16), 4, 8, 1, 32, 1.0),
+        identity_encoder=dict(image_size=32, channels=(8, 16)),
+    ),
+    "demo": ModelPreset(
+        image_size=64,
+        unet=dict(
+            sample_size=16,
+            latent_channels=8,
+            block_out_channels=(64, 96, 128),
+            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+            layers_per_block=1,
+            attention_heads=4,
+            cross_attention_dim=128,
+            norm_num_groups=32,
+            identity_tokens=4,
+            audio_n_mels=40,
+            audio_context=2,
+            camera_bands=4,
+            max_context_frames=16,
+        ),
+        vae=_vae((32, 64, 64), 8, 32, 1, 64, 1.0),
+        identity_encoder=dict(image_size=64),
+    ),
+    "real": ModelPreset(
+        image_size=512,
+        unet=dict(
+            sample_size=64,
+            latent_channels=4,
+            block_out_channels=(320, 640, 1280, 1280),
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            layers_per_block=2,
+            attention_heads=8,
+            cross_attention_dim=768,
+            norm_num_groups=32,
+            identity_projector="arc2face",
+            clip_config=CLIP_VIT_L14_TEXT,
+            audio_n_mels=80,
+            audio_context=4,
+            camera_tokens=2,
+            camera_bands=8,
+            max_context_frames=16,
+            identity_encoder_type="insightface-antelopev2",
+        ),
+        vae=_vae((128, 256, 512, 512), 4, 32, 2, 512, 0.18215),
+        identity_encoder=None,
+    ),
+}
+
+
+def get_preset(name: str) -> ModelPreset:
+    if name not in PRESETS:
+        raise ValueError(f"Unknown model preset {name!r}; choose one of {sorted(PRESETS)}.")
+    return PRESETS[name]

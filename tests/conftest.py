@@ -12,3 +12,39 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="starcaster-test-hf-")
 os.environ["HF_HUB_CACHE"] = os.path.join(os.environ["HF_HOME"], "hub")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe():
+    """A randomly initialised pipeline of the ``tiny`` preset (fast on CPU)."""
+    from starcaster import build_pipeline
+
+    return build_pipeline("tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_pipe, tmp_path_factory):
+    """The tiny pipeline saved as a Hub-style folder (model_index.json + safetensors)."""
+    folder = tmp_path_factory.mktemp("tiny-checkpoint")
+    tiny_pipe.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def speech_wave():
+    """1.3 s of speech-like audio at 16 kHz: a voiced buzz with a syllable envelope and a pause."""
+    sr = 16_000
+    t = np.arange(int(1.3 * sr)) / sr
+    buzz = np.sign(np.sin(2 * np.pi * 120 * t)) * 0.3 + 0.2 * np.sin(2 * np.pi * 700 * t)
+    envelope = np.clip(np.sin(2 * np.pi * 3 * t), 0, None) * (t < 1.0)
+    return (buzz * envelope).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def identity_vector():
+    rng = np.random.default_rng(7)
+    vector = rng.standard_normal(512).astype(np.float32)
+    return vector / np.linalg.norm(vector)

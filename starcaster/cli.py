@@ -1,0 +1,137 @@
+"""``python -m starcaster``: the only module that parses command-line arguments.
+
+Every subcommand maps user errors (``STARCasterError``) to one line on stderr and exit 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import InputError, STARCasterError
+
+EXIT_USAGE = 2
+
+# -- generate ---------------------------------------------------------------------------
+def _add_generate(p: argparse.ArgumentParser) -> None:
+    from . import BUNDLED_CHECKPOINT
+
+    p.add_argument("--checkpoint", default=BUNDLED_CHECKPOINT, help="local folder or Hub repo id[@revision]")
+    p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    p.add_argument("--audio", required=True, help="speech audio file (wav, mp3, flac, ogg, m4a, webm)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--image", help="reference portrait (identity + appearance)")
+    who.add_argument("--embedding", help="identity embedding file (.npy, .pt, .safetensors, .json)")
+    p.add_argument("--azimuth", type=float, default=0.0, help="view azimuth in degrees (0 = frontal)")
+    p.add_argument("--elevation", type=float, default=0.0, help="view elevation in degrees")
+    p.add_argument("--camera-path", choices=["static", "orbit", "nod", "sweep"], default="static")
+    p.add_argument("--chunk-length", type=int, default=4, help="frames per autoregressive chunk")
+    p.add_argument("--steps", type=int, default=4, help="denoising steps per chunk")
+    p.add_argument("--guidance-audio", type=float, default=1.0)
+    p.add_argument("--guidance-identity", type=float, default=1.0)
+    p.add_argument("--context-frames", type=int, default=8, help="rolling KV-cache window, in frames")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--save-embedding", default=None, help="also save the identity embedding used (.npy)")
+    p.add_argument("--out", required=True, help="output .mp4")
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from . import STARCasterPipeline
+    from .identity import save_embedding
+    from .video import VideoWriter
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".mp4":
+        raise InputError(f"--out must end in .mp4; got {out.name}.")
+    pipe = STARCasterPipeline.from_pretrained(args.checkpoint, revision=args.revision)
+    pipe.set_progress_bar_config(disable=True)
+    settings = dict(
+        audio=args.audio,
+        identity_embedding=args.embedding,
+        image=args.image,
+        azimuth=args.azimuth,
+        elevation=args.elevation,
+        camera_path=args.camera_path,
+        chunk_length=args.chunk_length,
+        num_inference_steps=args.steps,
+        guidance_scale_audio=args.guidance_audio,
+        guidance_scale_identity=args.guidance_identity,
+        context_frames=args.context_frames,
+        generator=torch.Generator().manual_seed(args.seed),
+        fps=args.fps,
+    )
+    run = pipe.start(**settings)
+    with VideoWriter(out, args.fps, run.audio) as writer, tqdm(total=run.num_frames, unit="frame", desc="generating") as bar:
+        for chunk in run.chunks:
+            writer.write(chunk.frames)
+            bar.update(len(chunk.frames))
+    if args.save_embedding:
+        save_embedding(run.identity_embedding, args.save_embedding)
+    print(f"wrote {out} ({writer.frames_written} frames at {args.fps:g} fps)")
+    return 0
+
+
+# -- download ---------------------------------------------------------------------------
+def _add_download(p: argparse.ArgumentParser) -> None:
+    p.add_argument("repo_id", help="Hub repo id, optionally repo@revision")
+    p.add_argument("--revision", default=None)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from .hub import resolve_checkpoint
+
+    print(resolve_checkpoint(args.repo_id, revision=args.revision))
+    return 0
+
+
+# -- convert ----------------------------------------------------------------------------
+def _add_convert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("arc2face", help="folder with Arc2Face's arc2face/ (UNet) and encoder/ (CLIP) weights")
+    p.add_argument("--out", required=True, help="output folder for the STARCasterUNet (safetensors)")
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .convert import convert_arc2face
+
+    report = convert_arc2face(Path(args.arc2face), Path(args.out))
+    print(report.summary())
+    return 0
+
+
+# -- main -------------------------------------------------------------------------------
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+COMMANDS: dict[str, Command] = {
+    "generate": ("generate a talking-portrait video", _add_generate, _run_generate),
+    "download": ("fetch a checkpoint from the Hub into the local cache", _add_download, _run_download),
+    "convert": ("convert Arc2Face weights (pickles read with weights_only) to a STARCaster UNet", _add_convert, _run_convert),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="starcaster", description="STARCaster: talking portraits by autoregressive video diffusion.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command][2](args)
+    except STARCasterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,120 @@
+"""Resolve a checkpoint to a local folder: a path, or a Hub repo id with optional revision.
+
+One function (``resolve_checkpoint``) owns every way this can go wrong, so the app, the CLI
+and ``from_pretrained`` all give the same clear message:
+offline with the files not cached, a repo or revision that doesn't exist, a folder missing
+a component, weights only available as pickles (refused: safetensors only, never
+``trust_remote_code``), or a safetensors file whose header is corrupt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from safetensors import safe_open
+
+from .errors import CheckpointError, OfflineError
+
+logger = logging.getLogger(__name__)
+
+# What a pipeline checkpoint needs; pickled weights are never fetched.
+ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.txt"]
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl"}
+ETAG_TIMEOUT_S = 10.0
+
+
+def parse_checkpoint_spec(spec: str, revision: str | None = None) -> tuple[str, str | None]:
+    """``"owner/name@rev"`` → ``("owner/name", "rev")``; an explicit ``revision`` wins."""
+    name, _, rev = spec.partition("@")
+    return name, revision or rev or None
+
+
+def looks_like_path(spec: str) -> bool:
+    """Repo ids are ``name`` or ``owner/name``; anything else (or under an existing local dir) is a path."""
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or ("/" in spec and Path(spec.split("/")[0]).is_dir())
+
+
+def resolve_checkpoint(spec: str, revision: str | None = None, cache_dir: str | None = None) -> str:
+    """A local checkpoint folder for ``spec``, downloading from the Hub if needed and allowed."""
+    if Path(spec).expanduser().is_dir():
+        folder = Path(spec).expanduser()
+    elif looks_like_path(spec):
+        raise CheckpointError(f"Checkpoint folder not found: {spec}. Check the path, or give a Hub repo id.")
+    else:
+        folder = Path(_snapshot(spec, revision, cache_dir))
+    validate_checkpoint_folder(folder)
+    return str(folder)
+
+
+def _snapshot(spec: str, revision: str | None, cache_dir: str | None) -> str:
+    repo_id, revision = parse_checkpoint_spec(spec, revision)
+    where = f"{repo_id}" + (f"@{revision}" if revision else "")
+    try:
+        return snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            allow_patterns=ALLOW_PATTERNS,
+            etag_timeout=ETAG_TIMEOUT_S,
+        )
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
+        raise OfflineError(
+            f"Checkpoint {where} is not in the local Hugging Face cache and the Hub cannot be reached "
+            f"(offline mode or no network). Needed: model_index.json and each component's *.safetensors. "
+            f"Fetch them on a connected machine with `python -m starcaster download {where}` "
+            f"(or `hf download {repo_id}`), or use the bundled checkpoint."
+        ) from exc
+    except (RepositoryNotFoundError, GatedRepoError, HFValidationError) as exc:
+        raise CheckpointError(f"No accessible Hub repo {repo_id!r}: check the id (and your token for private repos).") from exc
+    except RevisionNotFoundError as exc:
+        raise CheckpointError(f"Repo {repo_id!r} has no revision {revision!r}.") from exc
+    except OSError as exc:  # network errors other than the above
+        raise OfflineError(f"Could not download {where} from the Hub: {exc}. Try again, or set HF_HUB_OFFLINE=1 to use the cache.") from exc
+
+
+def validate_checkpoint_folder(folder: Path) -> None:
+    """Fail at load time, not at the first request: every component present and readable."""
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise CheckpointError(f"{folder} is not a STARCaster checkpoint: model_index.json is missing.")
+    try:
+        index = json.loads(index_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{index_file} is not valid JSON: {exc}.") from exc
+    for component, spec in index.items():
+        if component.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            continue
+        _validate_component(folder / component, spec[1])
+
+
+def _validate_component(path: Path, class_name: str) -> None:
+    if not path.is_dir():
+        raise CheckpointError(f"Checkpoint component folder {path.name}/ is missing in {path.parent}.")
+    if class_name.endswith("Scheduler"):
+        return
+    weights = sorted(path.glob("*.safetensors"))
+    pickles = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if not weights:
+        if pickles:
+            raise CheckpointError(
+                f"{path.name}/ only has pickled weights ({', '.join(pickles)}); STARCaster loads safetensors only. "
+                "Convert them once with `python -m starcaster convert` (loads with weights_only=True)."
+            )
+        raise CheckpointError(f"{path.name}/ has no *.safetensors weights in {path.parent}.")
+    for file in weights:
+        try:
+            with safe_open(file, framework="pt") as handle:
+                handle.keys()
+        except Exception as exc:  # safetensors raises its own error types for bad headers
+            raise CheckpointError(f"{path.name}/{file.name} is corrupt or truncated ({exc}); re-download it.") from exc

@@ -1,0 +1,392 @@
+"""STARCasterPipeline: (identity, speech, camera view) → talking-portrait video, chunk by chunk.
+
+``stream()`` is the engine; ``__call__`` collects its chunks. Each chunk:
+noise → few DDIM steps (x0-prediction, per-stream CFG) attending to the KV cache → clean
+latents → reference encoder writes them into the cache → VAE decode → yield. Memory is
+flat in audio length: the cache keeps a sink plus a rolling window, and only one chunk of
+frames exists at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+
+from . import identity as identity_frontend
+from .audio import SAMPLE_RATE, AudioFeatureConfig, AudioSource, frame_features, load_audio
+from .camera import FROZEN_TIME_PATHS, ViewTrack, make_view_track
+from .errors import InputError
+from .hub import resolve_checkpoint
+from .models.kv_cache import KVCache
+from .models.sampling import Guidance, denoise_chunk, guided_conditions
+from .models.unet import STARCasterUNet
+from .pipeline_output import ChunkOutput, STARCasterPipelineOutput
+
+MAX_CHUNK_LENGTH = 16
+MAX_STEPS = 50
+
+
+@dataclass
+class GenerationRequest:
+    """The user's options for one run (the arguments of ``__call__``/``stream``)."""
+
+    audio: AudioSource
+    identity_embedding: object = None
+    image: object = None
+    azimuth: float | np.ndarray = 0.0
+    elevation: float | np.ndarray = 0.0
+    camera_path: str | None = None
+    chunk_length: int = 4
+    num_inference_steps: int = 4
+    guidance_scale_audio: float = 1.0
+    guidance_scale_identity: float = 1.0
+    generator: torch.Generator | None = None
+    fps: float = 25
+    output_type: str = "np"
+    context_frames: int | None = 8
+    num_frames: int | None = None
+    sweep_time: float | None = None
+    reference_view: tuple[float, float] = (0.0, 0.0)
+    context_mode: str = "cache"
+
+
+@dataclass
+class GenerationRun:
+    """A checked, prepared run whose chunks are produced lazily by iterating ``chunks``."""
+
+    chunks: Iterator[ChunkOutput]
+    audio: np.ndarray | None  # what the video is in sync with (None for a frozen-time sweep)
+    num_frames: int
+    fps: float
+    identity_embedding: np.ndarray  # (512,) the identity actually used
+    views: ViewTrack
+
+
+@dataclass
+class _Prepared:
+    """Everything a run needs before its first chunk (tensors on the pipeline's device)."""
+
+    identity: torch.Tensor  # [1, 512]
+    audio_features: torch.Tensor  # [T, W, M]
+    views: ViewTrack
+    audio: np.ndarray | None
+    reference_latents: torch.Tensor | None  # [1, 1, C, h, w]
+    reference_view: tuple[float, float]
+
+
+class STARCasterPipeline(DiffusionPipeline):
+    """Identity- and view-aware talking portraits by spatio-temporal autoregressive diffusion.
+
+    Components: ``unet`` (``STARCasterUNet``: denoiser, reference encoder and condition
+    projectors), ``vae`` (per-frame ``AutoencoderKL``), ``scheduler`` (DDIM, x0-prediction),
+    and ``identity_encoder`` (the built-in face encoder, or None when the checkpoint expects
+    insightface embeddings).
+    """
+
+    model_cpu_offload_seq = "unet->vae"
+    _optional_components = ["identity_encoder"]
+
+    def __init__(
+        self,
+        unet: STARCasterUNet,
+        vae: AutoencoderKL,
+        scheduler: DDIMScheduler,
+        identity_encoder=None,
+    ):
+        super().__init__()
+        self.register_modules(unet=unet, vae=vae, scheduler=scheduler, identity_encoder=identity_encoder)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, revision: str | None = None, **kwargs):
+        """Load from a local folder or a Hub repo id (``repo`` or ``repo@revision``).
+
+        Resolution (download, cache, offline, refusing pickles) is ``hub.resolve_checkpoint``;
+        weights are always read as safetensors.
+        """
+        folder = resolve_checkpoint(str(pretrained_model_name_or_path), revision=revision)
+        kwargs.setdefault("use_safetensors", True)
+        kwargs.pop("trust_remote_code", None)
+        return super().from_pretrained(folder, **kwargs)
+
+    # -- settings derived from the checkpoint -------------------------------------------
+    @property
+    def image_size(self) -> int:
+        return self.vae.config.sample_size
+
+    @property
+    def audio_config(self) -> AudioFeatureConfig:
+        cfg = self.unet.config
+        return AudioFeatureConfig(n_mels=cfg.audio_n_mels, context=cfg.audio_context)
+
+    @property
+    def identity_space(self) -> str:
+        """Which identity encoder this checkpoint's embeddings come from."""
+        return self.unet.config.identity_encoder_type
+
+    # -- 1. inputs ----------------------------------------------------------------------
+    def check_inputs(self, request: GenerationRequest, guidance: Guidance) -> None:
+        """Raise ``InputError`` (a ``ValueError``) naming the bad setting and its valid range."""
+        r = request
+        chunk_length, num_inference_steps, fps, context_frames = r.chunk_length, r.num_inference_steps, r.fps, r.context_frames
+        if (r.identity_embedding is None) == (r.image is None):
+            got = "both" if r.image is not None else "neither"
+            raise InputError(f"Give exactly one of `identity_embedding` or `image` (got {got}).")
+        if r.output_type not in ("np", "latent"):
+            raise InputError(f"output_type must be 'np' or 'latent'; got {r.output_type!r}.")
+        if r.context_mode not in ("cache", "recompute"):
+            raise InputError(f"context_mode must be 'cache' or 'recompute'; got {r.context_mode!r}.")
+        if not 1 <= int(chunk_length) <= MAX_CHUNK_LENGTH:
+            raise InputError(f"chunk_length must be between 1 and {MAX_CHUNK_LENGTH} frames; got {chunk_length}.")
+        if not 1 <= int(num_inference_steps) <= MAX_STEPS:
+            raise InputError(f"num_inference_steps must be between 1 and {MAX_STEPS}; got {num_inference_steps}.")
+        if not (math.isfinite(fps) and 1 <= fps <= 60):
+            raise InputError(f"fps must be between 1 and 60; got {fps}.")
+        limit = self.unet.config.max_context_frames - 1
+        if context_frames is not None and not 0 <= int(context_frames) <= limit:
+            raise InputError(f"context_frames must be between 0 and {limit} for this checkpoint; got {context_frames}.")
+        for name, scale in (("guidance_scale_audio", guidance.audio), ("guidance_scale_identity", guidance.identity)):
+            if not (math.isfinite(scale) and 0.0 <= scale <= 20.0):
+                raise InputError(f"{name} must be between 0 and 20; got {scale}.")
+
+    # -- 2. identity --------------------------------------------------------------------
+    def identity_backend(self):
+        """The face encoder this checkpoint's identity space needs (built-in or insightface)."""
+        return identity_frontend.make_identity_backend(self.identity_space, self.identity_encoder)
+
+    def encode_identity(self, image) -> np.ndarray:
+        """A face image → the checkpoint's 512-D identity embedding (L2-normalised)."""
+        return self.identity_backend().embed(identity_frontend.load_image(image))
+
+    def _prepare_identity(self, identity_embedding, image) -> tuple[np.ndarray, torch.Tensor | None]:
+        dim = self.unet.config.identity_embed_dim
+        if image is None:
+            return identity_frontend.load_embedding(identity_embedding, expected_dim=dim), None
+        picture = identity_frontend.load_image(image)
+        embedding = self.identity_backend().embed(picture)
+        crop = identity_frontend.detect_and_crop_face(picture, self.image_size).image
+        return embedding, self.encode_images(np.asarray(crop)[None])[None]  # [1, 1, C, h, w]
+
+    # -- 3./4. audio and views ----------------------------------------------------------
+    def _prepare_audio(self, audio: AudioSource, fps: float, frozen: bool, num_frames, sweep_time):
+        wave = load_audio(audio, SAMPLE_RATE)
+        features = frame_features(wave, fps, self.audio_config)  # [T, W, M]
+        if not frozen:
+            return wave, features
+        instant = len(features) // 2 if sweep_time is None else int(round(sweep_time * fps))
+        if not 0 <= instant < len(features):
+            raise InputError(f"sweep_time {sweep_time} s is outside the audio ({len(wave) / SAMPLE_RATE:.2f} s).")
+        count = int(num_frames or round(2 * fps))
+        return None, np.repeat(features[instant : instant + 1], count, axis=0)
+
+    # -- latents <-> images -------------------------------------------------------------
+    @torch.no_grad()
+    def encode_images(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 ``[N, H, W, 3]`` → scaled latents ``[N, C, h, w]``."""
+        pixels = torch.from_numpy(images).to(self.device, self.vae.dtype).permute(0, 3, 1, 2) / 127.5 - 1.0
+        return self.vae.encode(pixels).latent_dist.mode() * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
+        """Scaled latents ``[N, C, h, w]`` → uint8 ``[N, H, W, 3]``."""
+        pixels = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        pixels = ((pixels.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+        return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+    def _prepare(self, r: GenerationRequest) -> _Prepared:
+        embedding, reference = self._prepare_identity(r.identity_embedding, r.image)
+        frozen = r.camera_path in FROZEN_TIME_PATHS
+        wave, features = self._prepare_audio(r.audio, r.fps, frozen, r.num_frames, r.sweep_time)
+        views = make_view_track(len(features), r.azimuth, r.elevation, r.camera_path)
+        dtype = self.unet.dtype
+        return _Prepared(
+            identity=torch.from_numpy(embedding).to(self.device, dtype)[None],
+            audio_features=torch.from_numpy(features).to(self.device, dtype),
+            views=views,
+            audio=wave,
+            reference_latents=reference,
+            reference_view=tuple(r.reference_view),
+        )
+
+    # -- 5. cache -----------------------------------------------------------------------
+    def _conditions(self, prep: _Prepared, start: int, stop: int) -> tuple:
+        """Per-chunk condition inputs ``(identity [1,512], audio [1,F,W,M], views [1,F,2])``."""
+        audio = prep.audio_features[start:stop][None]
+        views = torch.from_numpy(np.stack([prep.views.azimuth[start:stop], prep.views.elevation[start:stop]], -1))
+        return prep.identity, audio, views.to(audio.device, audio.dtype)[None]
+
+    @torch.no_grad()
+    def _write_context(self, cache: KVCache, clean: torch.Tensor, identity, audio, views, keep_audio=True) -> None:
+        """Run the reference encoder on finished frames ``[1,F,C,h,w]`` and cache their K/V."""
+        keep = {"audio": torch.tensor([keep_audio], device=clean.device)}
+        conditions = self.unet.encode_conditions(identity, audio, views, keep)
+        cache.append(self.unet.encode_context(clean, conditions))
+
+    def _write_reference(self, cache: KVCache, prep: _Prepared) -> None:
+        if prep.reference_latents is None:
+            return
+        silent = torch.zeros_like(prep.audio_features[:1])[None]  # replaced by null tokens
+        view = torch.tensor([[list(prep.reference_view)]], device=self.device, dtype=self.unet.dtype)
+        self._write_context(cache, prep.reference_latents.to(self.unet.dtype), prep.identity, silent, view, keep_audio=False)
+
+    # -- 6. the autoregressive loop -----------------------------------------------------
+    @torch.no_grad()
+    def stream(
+        self,
+        audio: AudioSource,
+        identity_embedding=None,
+        image: Image.Image | str | None = None,
+        azimuth: float | np.ndarray = 0.0,
+        elevation: float | np.ndarray = 0.0,
+        camera_path: str | None = None,
+        chunk_length: int = 4,
+        num_inference_steps: int = 4,
+        guidance_scale_audio: float = 1.0,
+        guidance_scale_identity: float = 1.0,
+        generator: torch.Generator | None = None,
+        fps: float = 25,
+        context_frames: int | None = 8,
+        output_type: str = "np",
+        num_frames: int | None = None,
+        sweep_time: float | None = None,
+        reference_view: tuple[float, float] = (0.0, 0.0),
+        context_mode: str = "cache",
+    ) -> Iterator[ChunkOutput]:
+        """Yield ``ChunkOutput``s as chunks finish (see ``__call__`` for the arguments).
+
+        ``context_mode="recompute"`` re-encodes the whole causal context every chunk instead
+        of reusing cached keys/values: the naive baseline the cache is tested against.
+        """
+        settings = dict(locals())
+        settings.pop("self")
+        yield from self.start(**settings).chunks
+
+    def start(self, **settings) -> GenerationRun:
+        """Check and prepare every input now (errors surface here), then return the lazy run.
+
+        Takes the keyword arguments of ``__call__``. Front ends use it to know the frame count
+        and audio before the first chunk exists (progress bars, streaming mp4 writing).
+        """
+        request = GenerationRequest(**settings)
+        guidance = Guidance(audio=float(request.guidance_scale_audio), identity=float(request.guidance_scale_identity))
+        self.check_inputs(request, guidance)
+        prep = self._prepare(request)
+        return GenerationRun(
+            chunks=self._generate(prep, request, guidance),
+            audio=prep.audio,
+            num_frames=len(prep.audio_features),
+            fps=float(request.fps),
+            identity_embedding=prep.identity[0].float().cpu().numpy(),
+            views=prep.views,
+        )
+
+    def _generate(self, prep: _Prepared, r: GenerationRequest, guidance: Guidance) -> Iterator[ChunkOutput]:
+        total, chunk_length = len(prep.audio_features), int(r.chunk_length)
+        num_chunks = math.ceil(total / chunk_length)
+        context = _ContextStore(self, prep, r.context_frames, recompute=r.context_mode == "recompute")
+        latent_shape = (self.unet.config.latent_channels, self.unet.config.sample_size, self.unet.config.sample_size)
+        for index in self.progress_bar(range(num_chunks)):
+            start, stop = index * chunk_length, min(total, (index + 1) * chunk_length)
+            identity, audio, views = self._conditions(prep, start, stop)
+            noise = randn_tensor((1, stop - start, *latent_shape), generator=r.generator, device=self.device, dtype=self.unet.dtype)
+            conditions = guided_conditions(self.unet, identity, audio, views, guidance)
+            clean = denoise_chunk(self.unet, self.scheduler, noise, conditions, context.cache(), int(r.num_inference_steps), guidance)
+            context.add(clean, identity, audio, views)
+            frames = clean[0].float().cpu().numpy() if r.output_type == "latent" else self.decode_latents(clean[0])
+            yield ChunkOutput(frames, start, index, num_chunks, total, prep.views.azimuth[start:stop], prep.views.elevation[start:stop])
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        audio: AudioSource,
+        identity_embedding=None,
+        image=None,
+        azimuth: float | np.ndarray = 0.0,
+        elevation: float | np.ndarray = 0.0,
+        camera_path: str | None = None,
+        chunk_length: int = 4,
+        num_inference_steps: int = 4,
+        guidance_scale_audio: float = 1.0,
+        guidance_scale_identity: float = 1.0,
+        generator: torch.Generator | None = None,
+        fps: float = 25,
+        output_type: str = "np",
+        callback_on_chunk_end: Callable[[STARCasterPipeline, ChunkOutput], None] | None = None,
+        context_frames: int | None = 8,
+        num_frames: int | None = None,
+        sweep_time: float | None = None,
+        reference_view: tuple[float, float] = (0.0, 0.0),
+        context_mode: str = "cache",
+    ) -> STARCasterPipelineOutput:
+        """Generate a whole clip.
+
+        Args:
+            audio: speech as a path, float32 samples at 16 kHz, or ``(sample_rate, samples)``.
+            identity_embedding: a 512-D embedding in this checkpoint's identity space (array,
+                tensor or embedding file) — the soft identity condition; or
+            image: a reference portrait: its embedding is extracted *and* its face crop is the
+                sink of the KV cache (reference-based animation).
+            azimuth, elevation: degrees; scalars or one value per frame.
+            camera_path: ``static``, ``orbit``, ``nod`` or ``sweep`` (one instant, many views;
+                ``num_frames`` views of the moment ``sweep_time`` s, default the middle).
+            chunk_length: frames generated per autoregressive chunk.
+            num_inference_steps: DDIM steps per chunk (x0-prediction; 4 is the trained target).
+            guidance_scale_audio, guidance_scale_identity: per-stream CFG scales (1 = off).
+            generator: seeds the noise; same inputs and seed give bit-identical frames on CPU.
+            context_frames: past frames kept in the rolling KV-cache window (plus one sink).
+            output_type: ``"np"`` (uint8 frames) or ``"latent"``.
+        """
+        settings = dict(locals())
+        for name in ("self", "callback_on_chunk_end"):
+            settings.pop(name)
+        run = self.start(**settings)
+        chunks = []
+        for chunk in run.chunks:
+            chunks.append(chunk.frames)
+            if callback_on_chunk_end is not None:
+                callback_on_chunk_end(self, chunk)
+        self.maybe_free_model_hooks()
+        return STARCasterPipelineOutput(
+            frames=np.concatenate(chunks),
+            fps=run.fps,
+            audio=run.audio,
+            sample_rate=SAMPLE_RATE,
+            azimuth=run.views.azimuth,
+            elevation=run.views.elevation,
+            identity_embedding=run.identity_embedding,
+        )
+
+
+class _ContextStore:
+    """The causal context of a run: a KV cache (default) or, for ``recompute``, the raw frames.
+
+    In recompute mode it keeps every finished chunk's clean latents and conditions and
+    rebuilds a fresh cache from all of them before each chunk — the naive O(n²) baseline.
+    """
+
+    def __init__(self, pipe: STARCasterPipeline, prep: _Prepared, window: int | None, recompute: bool):
+        self.pipe, self.prep, self.window, self.recompute = pipe, prep, window, recompute
+        self.history: list[tuple] = []
+        self._cache = pipe.unet.new_cache(window_frames=window)
+        pipe._write_reference(self._cache, prep)
+
+    def cache(self) -> KVCache:
+        if not self.recompute:
+            return self._cache
+        cache = self.pipe.unet.new_cache(window_frames=self.window)
+        self.pipe._write_reference(cache, self.prep)
+        for item in self.history:
+            self.pipe._write_context(cache, *item)
+        return cache
+
+    def add(self, clean, identity, audio, views) -> None:
+        if self.recompute:
+            self.history.append((clean, identity, audio, views))
+        else:
+            self.pipe._write_context(self._cache, clean, identity, audio, views)

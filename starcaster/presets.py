@@ -1,0 +1,23 @@
+"""Build a fresh pipeline from a named model preset (random weights, for tests and training)."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler
+
+from .models.configs import get_preset
+from .models.identity_encoder import IdentityEncoder
+from .models.unet import STARCasterUNet
+from .pipeline import STARCasterPipeline
+
+
+def build_pipeline(preset: str = "tiny", seed: int = 0, **unet_overrides) -> STARCasterPipeline:
+    """A randomly initialised ``STARCasterPipeline`` of ``preset`` (``tiny``/``demo``/``real``)."""
+    spec = get_preset(preset)
+    torch.manual_seed(seed)
+    unet = STARCasterUNet(**{**spec.unet, **unet_overrides})
+    vae = AutoencoderKL(**spec.vae)
+    encoder = IdentityEncoder(**spec.identity_encoder) if spec.identity_encoder is not None else None
+    pipe = STARCasterPipeline(unet=unet, vae=vae, scheduler=DDIMScheduler(**spec.scheduler), identity_encoder=encoder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

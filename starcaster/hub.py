@@ -41,8 +41,8 @@ def parse_checkpoint_spec(spec: str, revision: str | None = None) -> tuple[str, 
 
 
 def looks_like_path(spec: str) -> bool:
-    """Repo ids are ``name`` or ``owner/name``; anything else (or under an existing local dir) is a path."""
-    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or ("/" in spec and Path(spec.split("/")[0]).is_dir())
+    """Repo ids are ``name`` or ``owner/name``; anything else is a local path."""
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec
 
 
 def resolve_checkpoint(spec: str, revision: str | None = None, cache_dir: str | None = None) -> str:
@@ -69,8 +69,9 @@ def _snapshot(spec: str, revision: str | None, cache_dir: str | None) -> str:
             etag_timeout=ETAG_TIMEOUT_S,
         )
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
+        maybe_path = f" (No local folder {spec!r} exists either.)" if "/" in spec and Path(spec.split("/")[0]).is_dir() else ""
         raise OfflineError(
-            f"Checkpoint {where} is not in the local Hugging Face cache and the Hub cannot be reached "
+            f"Checkpoint {where} is not in the local Hugging Face cache and the Hub cannot be reached{maybe_path} "
             f"(offline mode or no network). Needed: model_index.json and each component's *.safetensors. "
             f"Fetch them on a connected machine with `python -m starcaster download {where}` "
             f"(or `hf download {repo_id}`), or use the bundled checkpoint."

@@ -16,6 +16,7 @@ from .errors import InputError, STARCasterError
 
 EXIT_USAGE = 2
 
+
 # -- generate ---------------------------------------------------------------------------
 def _add_generate(p: argparse.ArgumentParser) -> None:
     from . import BUNDLED_CHECKPOINT
@@ -69,7 +70,10 @@ def _run_generate(args: argparse.Namespace) -> int:
         fps=args.fps,
     )
     run = pipe.start(**settings)
-    with VideoWriter(out, args.fps, run.audio) as writer, tqdm(total=run.num_frames, unit="frame", desc="generating") as bar:
+    with (
+        VideoWriter(out, args.fps, run.audio) as writer,
+        tqdm(total=run.num_frames, unit="frame", desc="generating") as bar,
+    ):
         for chunk in run.chunks:
             writer.write(chunk.frames)
             bar.update(len(chunk.frames))
@@ -111,12 +115,18 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argpar
 COMMANDS: dict[str, Command] = {
     "generate": ("generate a talking-portrait video", _add_generate, _run_generate),
     "download": ("fetch a checkpoint from the Hub into the local cache", _add_download, _run_download),
-    "convert": ("convert Arc2Face weights (pickles read with weights_only) to a STARCaster UNet", _add_convert, _run_convert),
+    "convert": (
+        "convert Arc2Face weights (pickles read with weights_only) to a STARCaster UNet",
+        _add_convert,
+        _run_convert,
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="starcaster", description="STARCaster: talking portraits by autoregressive video diffusion.")
+    parser = argparse.ArgumentParser(
+        prog="starcaster", description="STARCaster: talking portraits by autoregressive video diffusion."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments, _) in COMMANDS.items():
@@ -124,9 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Our own tqdm bars report progress; library loading bars would clutter stderr."""
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_libraries()
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return COMMANDS[args.command][2](args)
     except STARCasterError as exc:

@@ -26,7 +26,15 @@ _LAZY = {
     "build_pipeline": ".presets",
 }
 
-__all__ = ["BUNDLED_CHECKPOINT", "CheckpointError", "InputError", "OfflineError", "STARCasterError", "__version__", *_LAZY]
+__all__ = [
+    "BUNDLED_CHECKPOINT",
+    "CheckpointError",
+    "InputError",
+    "OfflineError",
+    "STARCasterError",
+    "__version__",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str):

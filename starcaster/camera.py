@@ -87,5 +87,7 @@ def _broadcast(value: float | np.ndarray, num_frames: int, name: str) -> np.ndar
     if array.ndim == 0:
         return np.full(num_frames, float(array))
     if array.ndim != 1 or len(array) != num_frames:
-        raise InputError(f"Per-frame {name} must have one value per video frame ({num_frames}); got shape {array.shape}.")
+        raise InputError(
+            f"Per-frame {name} must have one value per video frame ({num_frames}); got shape {array.shape}."
+        )
     return array

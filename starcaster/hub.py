@@ -69,7 +69,9 @@ def _snapshot(spec: str, revision: str | None, cache_dir: str | None) -> str:
             etag_timeout=ETAG_TIMEOUT_S,
         )
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
-        maybe_path = f" (No local folder {spec!r} exists either.)" if "/" in spec and Path(spec.split("/")[0]).is_dir() else ""
+        maybe_path = (
+            f" (No local folder {spec!r} exists either.)" if "/" in spec and Path(spec.split("/")[0]).is_dir() else ""
+        )
         raise OfflineError(
             f"Checkpoint {where} is not in the local Hugging Face cache and the Hub cannot be reached{maybe_path} "
             f"(offline mode or no network). Needed: model_index.json and each component's *.safetensors. "
@@ -77,11 +79,15 @@ def _snapshot(spec: str, revision: str | None, cache_dir: str | None) -> str:
             f"(or `hf download {repo_id}`), or use the bundled checkpoint."
         ) from exc
     except (RepositoryNotFoundError, GatedRepoError, HFValidationError) as exc:
-        raise CheckpointError(f"No accessible Hub repo {repo_id!r}: check the id (and your token for private repos).") from exc
+        raise CheckpointError(
+            f"No accessible Hub repo {repo_id!r}: check the id (and your token for private repos)."
+        ) from exc
     except RevisionNotFoundError as exc:
         raise CheckpointError(f"Repo {repo_id!r} has no revision {revision!r}.") from exc
     except OSError as exc:  # network errors other than the above
-        raise OfflineError(f"Could not download {where} from the Hub: {exc}. Try again, or set HF_HUB_OFFLINE=1 to use the cache.") from exc
+        raise OfflineError(
+            f"Could not download {where} from the Hub: {exc}. Try again, or set HF_HUB_OFFLINE=1 to use the cache."
+        ) from exc
 
 
 def validate_checkpoint_folder(folder: Path) -> None:

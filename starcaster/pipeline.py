@@ -134,7 +134,12 @@ class STARCasterPipeline(DiffusionPipeline):
     def check_inputs(self, request: GenerationRequest, guidance: Guidance) -> None:
         """Raise ``InputError`` (a ``ValueError``) naming the bad setting and its valid range."""
         r = request
-        chunk_length, num_inference_steps, fps, context_frames = r.chunk_length, r.num_inference_steps, r.fps, r.context_frames
+        chunk_length, num_inference_steps, fps, context_frames = (
+            r.chunk_length,
+            r.num_inference_steps,
+            r.fps,
+            r.context_frames,
+        )
         if (r.identity_embedding is None) == (r.image is None):
             got = "both" if r.image is not None else "neither"
             raise InputError(f"Give exactly one of `identity_embedding` or `image` (got {got}).")
@@ -233,7 +238,9 @@ class STARCasterPipeline(DiffusionPipeline):
             return
         silent = torch.zeros_like(prep.audio_features[:1])[None]  # replaced by null tokens
         view = torch.tensor([[list(prep.reference_view)]], device=self.device, dtype=self.unet.dtype)
-        self._write_context(cache, prep.reference_latents.to(self.unet.dtype), prep.identity, silent, view, keep_audio=False)
+        self._write_context(
+            cache, prep.reference_latents.to(self.unet.dtype), prep.identity, silent, view, keep_audio=False
+        )
 
     # -- 6. the autoregressive loop -----------------------------------------------------
     @torch.no_grad()
@@ -294,12 +301,24 @@ class STARCasterPipeline(DiffusionPipeline):
         for index in self.progress_bar(range(num_chunks)):
             start, stop = index * chunk_length, min(total, (index + 1) * chunk_length)
             identity, audio, views = self._conditions(prep, start, stop)
-            noise = randn_tensor((1, stop - start, *latent_shape), generator=r.generator, device=self.device, dtype=self.unet.dtype)
+            noise = randn_tensor(
+                (1, stop - start, *latent_shape), generator=r.generator, device=self.device, dtype=self.unet.dtype
+            )
             conditions = guided_conditions(self.unet, identity, audio, views, guidance)
-            clean = denoise_chunk(self.unet, self.scheduler, noise, conditions, context.cache(), int(r.num_inference_steps), guidance)
+            clean = denoise_chunk(
+                self.unet, self.scheduler, noise, conditions, context.cache(), int(r.num_inference_steps), guidance
+            )
             context.add(clean, identity, audio, views)
             frames = clean[0].float().cpu().numpy() if r.output_type == "latent" else self.decode_latents(clean[0])
-            yield ChunkOutput(frames, start, index, num_chunks, total, prep.views.azimuth[start:stop], prep.views.elevation[start:stop])
+            yield ChunkOutput(
+                frames,
+                start,
+                index,
+                num_chunks,
+                total,
+                prep.views.azimuth[start:stop],
+                prep.views.elevation[start:stop],
+            )
 
     @torch.no_grad()
     def __call__(

@@ -93,7 +93,13 @@ class VideoWriter:
                 raise VideoWriteError(f"ffmpeg could not finish {self.path.name}: {exc}") from exc
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, audio: np.ndarray | None = None, sample_rate: int = 16_000) -> Path:
+def write_video(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16_000,
+) -> Path:
     """Write an iterable of frame batches (e.g. the pipeline's chunks) to ``path``."""
     with VideoWriter(path, fps, audio, sample_rate) as writer:
         for batch in frames:

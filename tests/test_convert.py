@@ -19,8 +19,17 @@ from starcaster.errors import CheckpointError
 from starcaster.models.configs import CLIP_VIT_L14_TEXT, PRESETS
 from starcaster.models.unet import STARCasterUNet
 
-SMALL = dict(block_out_channels=(32, 32, 64, 64), attention_head_dim=2, cross_attention_dim=32, norm_num_groups=8, sample_size=16)
-SMALL_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, vocab_size=49408, max_position_embeddings=77)
+SMALL = dict(
+    block_out_channels=(32, 32, 64, 64), attention_head_dim=2, cross_attention_dim=32, norm_num_groups=8, sample_size=16
+)
+SMALL_CLIP = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    vocab_size=49408,
+    max_position_embeddings=77,
+)
 
 
 def _fake_arc2face(folder, unet_kwargs=SMALL, clip_kwargs=SMALL_CLIP):
@@ -33,7 +42,9 @@ def _fake_arc2face(folder, unet_kwargs=SMALL, clip_kwargs=SMALL_CLIP):
     unet.save_pretrained(folder / "arc2face")
     encoder = CLIPTextModel(CLIPTextConfig(**clip_kwargs))
     (folder / "encoder").mkdir()
-    (folder / "encoder" / "config.json").write_text(json.dumps({**encoder.config.to_dict(), "architectures": ["CLIPTextModelWrapper"]}))
+    (folder / "encoder" / "config.json").write_text(
+        json.dumps({**encoder.config.to_dict(), "architectures": ["CLIPTextModelWrapper"]})
+    )
     state = {f"text_model.{k}": v for k, v in encoder.state_dict().items()}  # transformers-4 key layout
     state["text_model.embeddings.position_ids"] = torch.arange(77)[None]
     torch.save(state, folder / "encoder" / "pytorch_model.bin")
@@ -87,7 +98,10 @@ def test_pickle_with_code_is_refused(tmp_path):
 @pytest.mark.slow
 def test_full_size_arc2face_shaped_weights_convert(tmp_path):
     """A randomly initialised full SD-1.5 / CLIP-L state dict, saved locally, converts cleanly."""
-    full_unet = {k: PRESETS["real"].unet[k] for k in ("block_out_channels", "cross_attention_dim", "norm_num_groups", "sample_size")}
+    full_unet = {
+        k: PRESETS["real"].unet[k]
+        for k in ("block_out_channels", "cross_attention_dim", "norm_num_groups", "sample_size")
+    }
     clip = {k: v for k, v in CLIP_VIT_L14_TEXT.items() if k != "projection_dim"}
     _fake_arc2face(tmp_path / "src", {**full_unet, "attention_head_dim": 8}, clip)
     report = convert_arc2face(tmp_path / "src", tmp_path / "out")

@@ -92,7 +92,9 @@ def test_camera_paths(tiny_pipe, speech_wave, identity_vector, path):
 
 
 def test_sweep_is_one_moment(tiny_pipe, speech_wave, identity_vector):
-    out = _run(tiny_pipe, speech_wave, identity_vector, camera_path="sweep", num_frames=6, sweep_time=0.5, output_type="latent")
+    out = _run(
+        tiny_pipe, speech_wave, identity_vector, camera_path="sweep", num_frames=6, sweep_time=0.5, output_type="latent"
+    )
     assert out.frames.shape[0] == 6
     with pytest.raises(InputError, match="outside the audio"):
         _run(tiny_pipe, speech_wave, identity_vector, camera_path="sweep", sweep_time=9.0)
@@ -124,7 +126,14 @@ def test_bad_settings_raise_input_error(tiny_pipe, speech_wave, identity_vector,
 
 def test_guidance_runs_extra_passes_and_changes_the_output(tiny_pipe, speech_wave, identity_vector):
     plain = _run(tiny_pipe, speech_wave, identity_vector, output_type="latent").frames
-    guided = _run(tiny_pipe, speech_wave, identity_vector, output_type="latent", guidance_scale_audio=3.0, guidance_scale_identity=2.0).frames
+    guided = _run(
+        tiny_pipe,
+        speech_wave,
+        identity_vector,
+        output_type="latent",
+        guidance_scale_audio=3.0,
+        guidance_scale_identity=2.0,
+    ).frames
     assert plain.shape == guided.shape and np.abs(plain - guided).max() > 1e-5
 
 
@@ -145,7 +154,9 @@ def test_callback_sees_every_chunk(tiny_pipe, speech_wave, identity_vector):
 def test_save_and_load_from_folder(tiny_pipe, tiny_checkpoint, speech_wave, identity_vector):
     loaded = STARCasterPipeline.from_pretrained(tiny_checkpoint)
     loaded.set_progress_bar_config(disable=True)
-    assert np.array_equal(_run(loaded, speech_wave, identity_vector).frames, _run(tiny_pipe, speech_wave, identity_vector).frames)
+    assert np.array_equal(
+        _run(loaded, speech_wave, identity_vector).frames, _run(tiny_pipe, speech_wave, identity_vector).frames
+    )
 
 
 def test_load_by_repo_id_from_local_hf_cache_offline(tiny_checkpoint, speech_wave, identity_vector):

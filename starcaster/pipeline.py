@@ -112,6 +112,7 @@ class STARCasterPipeline(DiffusionPipeline):
         """
         folder = resolve_checkpoint(str(pretrained_model_name_or_path), revision=revision)
         kwargs.setdefault("use_safetensors", True)
+        kwargs.setdefault("torch_dtype", torch.float32)  # fp16-stored weights run in fp32 on CPU
         kwargs.pop("trust_remote_code", None)
         return super().from_pretrained(folder, **kwargs)
 
@@ -176,7 +177,7 @@ class STARCasterPipeline(DiffusionPipeline):
         picture = identity_frontend.load_image(image)
         embedding = self.identity_backend().embed(picture)
         crop = identity_frontend.detect_and_crop_face(picture, self.image_size).image
-        return embedding, self.encode_images(np.asarray(crop)[None])[None]  # [1, 1, C, h, w]
+        return embedding, self.encode_images(np.array(crop)[None])[None]  # [1, 1, C, h, w]
 
     # -- 3./4. audio and views ----------------------------------------------------------
     def _prepare_audio(self, audio: AudioSource, fps: float, frozen: bool, num_frames, sweep_time):

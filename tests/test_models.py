@@ -109,7 +109,7 @@ def test_kv_cache_sink_and_rolling_window():
 
 def test_unbounded_window_keeps_everything():
     cache = KVCache(sink_frames=1, window_frames=None)
-    for step in range(5):
+    for _ in range(5):
         cache.append({"layer": (torch.zeros(1, 3, 2, 4), torch.zeros(1, 3, 2, 4))})
     assert len(cache) == 15 and cache.read("layer")[0].shape == (1, 15 * 2, 4)
 

@@ -1,0 +1,650 @@
+"""STARCaster demo: a Gradio Blocks app over ``STARCasterPipeline`` (also the Spaces entry point).
+
+    python app.py [--host HOST] [--port PORT] [--share] [--checkpoint REPO[@REV]|FOLDER]
+                  [--max-audio-seconds S] [--queue-size N]
+
+``create_demo(pipe, info)`` builds the page; nothing is loaded at import time. The app is
+thin: inputs are checked by the package's front ends (``STARCasterError`` → ``gr.Error``),
+generation is ``pipe.start(...)`` whose chunks stream into a preview and an mp4. Named API
+endpoints (``gradio_client``): ``/generate``, ``/extract_identity``, ``/sample_identity``,
+``/blend_identities``. See docs/app.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from starcaster import STARCasterError, __version__
+from starcaster.app_support import CheckpointInfo, gpu_seconds, load_app_pipeline, run_record
+
+try:  # Hugging Face ZeroGPU; locally (no SPACES_ZERO_GPU) ``spaces.GPU`` returns the function unchanged
+    import spaces
+except Exception:  # noqa: BLE001 — e.g. SPACES_ZERO_GPU set outside a Space
+    spaces = None
+
+logger = logging.getLogger("starcaster.app")
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE / "examples"
+CAMERA_PATHS = ["static", "orbit", "nod", "sweep"]
+FV_KINDS = ["sweep (one instant, many views)", "orbit video"]
+FV_SOURCES = ["a portrait", "the identity from the 'From an identity' tab"]
+MODES = ("portrait", "identity", "free")
+DEFAULT_MAX_AUDIO_SECONDS = 20.0
+DEFAULT_QUEUE_SIZE = 16
+MAX_SEED = 2**31 - 1
+PREVIEW_FRAME = 96  # px: preview frames are upscaled (nearest) to at least this size
+PREVIEW_ROWS = 6  # the preview shows the latest chunks, one row each
+RETURNED_FILES_TTL_S = 60.0
+CACHE_SWEEP = (1800, 3600)  # delete_cache: every 30 min, files older than 1 h
+EMBEDDING_TYPES = [".npy", ".pt", ".pth", ".safetensors", ".json"]
+
+CSS = """
+#random-banner {background:#b91c1c; color:white; border-radius:8px; padding:8px 14px; font-weight:600;}
+#random-banner * {color:white !important;}
+#random-banner code {background:rgba(0,0,0,0.3) !important;}
+#checkpoint-note {font-size:0.9em; opacity:0.85;}
+"""
+
+
+def _gpu(duration):
+    """``spaces.GPU(duration=...)`` when running on ZeroGPU, the identity elsewhere."""
+    if spaces is None:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+def _fail(message: str) -> gr.Error:
+    """A user-facing error: shown in the page / returned to the API client, no server traceback."""
+    return gr.Error(message, print_exception=False)
+
+
+def _user_error(exc: Exception) -> gr.Error:
+    return _fail(str(exc))
+
+
+class DemoApp:
+    """The app's behaviour (one instance per ``create_demo``); the Blocks layout is in ``create_demo``."""
+
+    def __init__(self, pipe, info: CheckpointInfo, max_audio_seconds: float, work_dir: Path):
+        self.pipe, self.info = pipe, info
+        self.max_audio_seconds = float(max_audio_seconds)
+        self.work_dir = work_dir
+        self._lock = threading.Lock()  # the scheduler is shared: one chunk computes at a time
+        self._sweep_lock = threading.Lock()
+        self._returned: deque[tuple[float, Path]] = deque()
+        weakref.finalize(self, shutil.rmtree, str(work_dir), True)  # at exit or when the app goes away
+        cfg = pipe.unet.config
+        self.max_azimuth = float(cfg.get("max_azimuth", 90.0))
+        self.max_elevation = float(cfg.get("max_elevation", 30.0))
+        self.max_context = int(cfg.max_context_frames) - 1
+        self.generate_on_gpu = _gpu(self._gpu_duration)(self._chunks)
+
+    # -- files ----------------------------------------------------------------------------
+    def _run_dir(self, request: gr.Request | None) -> Path:
+        session = getattr(request, "session_hash", None) or "api"
+        folder = self.work_dir / session / uuid.uuid4().hex[:12]
+        folder.mkdir(parents=True)
+        return folder
+
+    def _returned_dir(self, request: gr.Request | None) -> Path:
+        """A folder for files a plain (non-streaming) endpoint returns: Gradio copies them into
+        its own cache (cleaned by ``delete_cache``) on return, so ours are swept a minute later."""
+        now = time.monotonic()
+        with self._sweep_lock:
+            while self._returned and now - self._returned[0][0] > RETURNED_FILES_TTL_S:
+                shutil.rmtree(self._returned.popleft()[1], ignore_errors=True)
+            folder = self._run_dir(request)
+            self._returned.append((now, folder))
+        return folder
+
+    def end_session(self, request: gr.Request) -> None:
+        """``demo.unload``: drop whatever a closed page left behind."""
+        if request is not None and request.session_hash:
+            shutil.rmtree(self.work_dir / request.session_hash, ignore_errors=True)
+
+    # -- identity endpoints -----------------------------------------------------------------
+    def extract_identity(self, image: str | None, request: gr.Request = None):
+        """Portrait → (identity .npy, the face crop used, a note)."""
+        if not image:
+            raise _fail("Upload a portrait (or pick an example) to extract its identity.")
+        try:
+            with self._lock:
+                result = self.pipe.identity_backend().extract(image)
+        except STARCasterError as exc:
+            raise _user_error(exc) from exc
+        path = self._save_identity(result.embedding, "identity_extracted.npy", request)
+        note = f"Extracted a {result.embedding.shape[0]}-D identity ({self.pipe.identity_space} encoder)."
+        note += "".join(f"\n\n⚠️ {w}" for w in result.crop.warnings)
+        return path, np.asarray(result.crop.image), note
+
+    def sample_identity(self, seed: float, randomize: bool, request: gr.Request = None):
+        """A random identity on the unit sphere → (identity .npy, the seed used, a note)."""
+        from starcaster.identity import random_identity
+
+        seed = random.randint(0, MAX_SEED) if randomize else _seed(seed)
+        embedding = random_identity(seed, dim=int(self.pipe.unet.config.identity_embed_dim))
+        path = self._save_identity(embedding, f"identity_random_{seed}.npy", request)
+        return path, seed, f"Random identity, seed {seed}."
+
+    def blend_identities(self, first: str | None, second: str | None, weight: float, request: gr.Request = None):
+        """Spherical blend of two embedding files → (identity .npy, a note)."""
+        from starcaster.identity import load_embedding, slerp
+
+        if not first or not second:
+            raise _fail("Give two identity files (identity A and identity B) to blend.")
+        dim = int(self.pipe.unet.config.identity_embed_dim)
+        try:
+            mixed = slerp(load_embedding(first, dim), load_embedding(second, dim), float(weight))
+        except STARCasterError as exc:
+            raise _user_error(exc) from exc
+        path = self._save_identity(mixed, f"identity_blend_{float(weight):.2f}.npy", request)
+        return path, f"Blended {Path(first).name} and {Path(second).name} at t = {float(weight):.2f}."
+
+    def describe_identity(self, path: str | None) -> str:
+        from starcaster.identity import load_embedding
+
+        if not path:
+            return "No identity yet: upload an embedding file, sample a random one, blend two, or extract one."
+        try:
+            load_embedding(path, int(self.pipe.unet.config.identity_embed_dim))
+        except STARCasterError as exc:
+            return f"⚠️ {exc}"
+        return f"Current identity: `{Path(path).name}` (valid, {self.pipe.unet.config.identity_embed_dim}-D)."
+
+    def _save_identity(self, embedding: np.ndarray, name: str, request) -> str:
+        from starcaster.identity import save_embedding
+
+        return str(save_embedding(embedding, self._returned_dir(request) / name))
+
+    # -- generation -----------------------------------------------------------------------
+    def generate(
+        self,
+        image: str | None,
+        embedding: str | None,
+        audio: str | None,
+        azimuth: float = 0.0,
+        elevation: float = 0.0,
+        camera_path: str = "static",
+        chunk_length: int = 4,
+        num_inference_steps: int = 4,
+        guidance_scale_audio: float = 1.0,
+        guidance_scale_identity: float = 1.0,
+        seed: float = 0,
+        randomize_seed: bool = False,
+        fps: float = 25,
+        context_frames: int = 8,
+        sweep_views: int = 16,
+        sweep_moment: float = 0.5,
+        progress=gr.Progress(),  # noqa: B008 — Gradio injects the tracker through this default
+        request: gr.Request = None,
+    ) -> Iterator[tuple]:
+        """Yield (preview image, video, identity.npy, settings.json, status, seed): a preview per chunk, then files."""
+        wave, audio_info = self._load_audio(audio)
+        if (image is None) == (embedding is None):
+            raise _fail(
+                "Give exactly one identity: a portrait image or an identity embedding file."
+                if image is None
+                else "Give a portrait image or an identity embedding file, not both."
+            )
+        seed = random.randint(0, MAX_SEED) if randomize_seed else _seed(seed)
+        settings = self._settings(locals())
+        for warning in audio_info.warnings:
+            gr.Warning(warning)
+        run_dir = self._run_dir(request)
+        try:
+            yield from self._stream(settings, wave, run_dir, image, embedding, audio, progress)
+        finally:  # the files were copied into Gradio's cache when the last value was sent
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _load_audio(self, audio: str | None):
+        from starcaster.audio import read_audio
+
+        if not audio:
+            raise _fail("Add speech audio: upload a file, record with the microphone, or pick an example clip.")
+        try:
+            loaded = read_audio(audio, max_seconds=self.max_audio_seconds)
+        except STARCasterError as exc:
+            raise _user_error(exc) from exc
+        return loaded.wave, loaded.info
+
+    def _settings(self, given: dict) -> dict:
+        path = given["camera_path"] or "static"
+        settings = dict(
+            azimuth=float(given["azimuth"]),
+            elevation=float(given["elevation"]),
+            camera_path=path,
+            chunk_length=int(given["chunk_length"]),
+            num_inference_steps=int(given["num_inference_steps"]),
+            guidance_scale_audio=float(given["guidance_scale_audio"]),
+            guidance_scale_identity=float(given["guidance_scale_identity"]),
+            seed=int(given["seed"]),
+            fps=float(given["fps"]),
+            context_frames=int(given["context_frames"]),
+        )
+        if path == "sweep":
+            settings.update(num_frames=int(given["sweep_views"]), sweep_moment=float(given["sweep_moment"]))
+        return settings
+
+    def _stream(self, settings, wave, run_dir: Path, image, embedding, audio, progress) -> Iterator[tuple]:
+        from starcaster.video import VideoWriter
+
+        started, seed = time.perf_counter(), settings["seed"]
+        chunks = self.generate_on_gpu(settings, wave, image, embedding)
+        header = _next_or_error(chunks)
+        video_path = run_dir / f"starcaster_seed{seed}.mp4"
+        rows: list[np.ndarray] = []
+        progress((0, header["num_frames"]), desc="starting", unit="frames")
+        with VideoWriter(video_path, header["fps"], header["audio"]) as writer:
+            while (chunk := _next_or_error(chunks)) is not None:
+                writer.write(chunk.frames)
+                rows = [*rows, _preview_row(chunk.frames, settings["chunk_length"])][-PREVIEW_ROWS:]
+                done = chunk.start + len(chunk.frames)
+                eta = (time.perf_counter() - started) / done * (chunk.total_frames - done)
+                desc = f"chunk {chunk.index + 1}/{chunk.num_chunks} · ETA {eta:.0f} s"
+                progress((done, chunk.total_frames), desc=desc, unit="frames")
+                status = f"Generating… {desc} · frames {chunk.start}–{done - 1} · azimuth {chunk.azimuth[0]:.0f}°"
+                yield np.concatenate(rows), gr.skip(), gr.skip(), gr.skip(), status, seed
+        elapsed = time.perf_counter() - started
+        identity_path, settings_path = self._write_record(run_dir, header, settings, elapsed, image, embedding, audio)
+        first, last = header["azimuth"]
+        status = (
+            f"Done: {writer.frames_written} frames at {header['fps']:g} fps in {elapsed:.1f} s · seed {seed} · "
+            f"azimuth {first:.0f}° → {last:.0f}°"
+        )
+        yield np.concatenate(rows), str(video_path), str(identity_path), str(settings_path), status, seed
+
+    def _write_record(self, run_dir: Path, header, settings, elapsed, image, embedding, audio) -> tuple[Path, Path]:
+        """Save the identity used (.npy) and the settings JSON next to the video."""
+        identity_path = run_dir / "identity.npy"
+        np.save(identity_path, header["identity_embedding"])
+        inputs = {"image": _name(image), "embedding": _name(embedding), "audio": _name(audio)}
+        record = run_record(self.info, settings, inputs=inputs)
+        record["seconds"] = round(elapsed, 2)
+        settings_path = run_dir / f"settings_seed{settings['seed']}.json"
+        settings_path.write_text(json.dumps(record, indent=2) + "\n")
+        return identity_path, settings_path
+
+    def _gpu_duration(self, settings: dict, wave: np.ndarray, image, embedding) -> int:
+        return gpu_seconds(
+            len(wave) / 16_000,
+            settings["fps"],
+            settings["num_inference_steps"],
+            settings["camera_path"],
+            settings.get("num_frames", 0),
+            self.max_audio_seconds,
+        )
+
+    def _chunks(self, settings: dict, wave: np.ndarray, image, embedding) -> Iterator:
+        """The GPU part (``spaces.GPU``): a header dict, then every ``ChunkOutput``."""
+        import torch
+
+        kwargs = {k: v for k, v in settings.items() if k not in ("seed", "sweep_moment")}
+        if settings["camera_path"] == "sweep":
+            seconds = len(wave) / 16_000
+            kwargs["sweep_time"] = min(settings["sweep_moment"] * seconds, max(0.0, seconds - 1.0 / settings["fps"]))
+        kwargs.update(
+            audio=wave,
+            image=image,
+            identity_embedding=embedding,
+            generator=torch.Generator().manual_seed(settings["seed"]),
+        )
+        with self._lock:
+            run = self.pipe.start(**kwargs)
+        yield {
+            "num_frames": run.num_frames,
+            "fps": run.fps,
+            "audio": run.audio,
+            "identity_embedding": run.identity_embedding,
+            "azimuth": (float(run.views.azimuth[0]), float(run.views.azimuth[-1])),
+        }
+        while True:
+            with self._lock:  # a cancelled run's last chunk finishes before the next run's first
+                chunk = next(run.chunks, None)
+            if chunk is None:
+                return
+            yield chunk
+
+    # -- UI routing ------------------------------------------------------------------------
+    def generate_ui(
+        self,
+        mode: str,
+        portrait: str | None,
+        identity_file: str | None,
+        fv_kind: str,
+        fv_source: str,
+        fv_portrait: str | None,
+        audio: str | None,
+        azimuth: float,
+        elevation: float,
+        camera_path: str,
+        *settings,
+        progress=gr.Progress(),  # noqa: B008
+        request: gr.Request = None,
+    ) -> Iterator[tuple]:
+        """The page's Generate button: pick the identity and camera path from the active tab."""
+        image, embedding = (portrait, None) if mode == "portrait" else (None, identity_file)
+        if mode == "portrait" and not portrait:
+            raise _fail("Upload a portrait (or pick an example) in the 'Animate a portrait' tab.")
+        if mode == "identity" and not identity_file:
+            raise _fail("Set an identity first: upload an embedding file, sample a random one, or blend two.")
+        if mode == "free":
+            camera_path = "sweep" if fv_kind == FV_KINDS[0] else "orbit"
+            use_portrait = fv_source == FV_SOURCES[0]
+            image, embedding = (fv_portrait, None) if use_portrait else (None, identity_file)
+            if not (image or embedding):
+                where = "a portrait in this tab" if use_portrait else "an identity in the 'From an identity' tab"
+                raise _fail(f"Free viewpoint needs {where}.")
+        yield from self.generate(
+            image, embedding, audio, azimuth, elevation, camera_path, *settings, progress=progress, request=request
+        )
+
+
+def _next_or_error(iterator):
+    try:
+        return next(iterator, None)
+    except STARCasterError as exc:
+        raise _user_error(exc) from exc
+
+
+def _seed(value) -> int:
+    try:
+        seed = int(value)
+    except (TypeError, ValueError) as exc:
+        raise _fail(f"The seed must be a whole number between 0 and {MAX_SEED}; got {value!r}.") from exc
+    if not 0 <= seed <= MAX_SEED:
+        raise _fail(f"The seed must be between 0 and {MAX_SEED}; got {seed}.")
+    return seed
+
+
+def _preview_row(frames: np.ndarray, chunk_length: int) -> np.ndarray:
+    """A chunk's frames side by side (padded to ``chunk_length``), upscaled (nearest) to ``PREVIEW_FRAME`` px."""
+    frames = np.asarray(frames)
+    if len(frames) < chunk_length:  # the last chunk may be short
+        frames = np.concatenate([frames, np.full((chunk_length - len(frames), *frames.shape[1:]), 255, np.uint8)])
+    row = np.concatenate(list(frames), axis=1)  # [H, F·W, 3]
+    factor = max(1, PREVIEW_FRAME // row.shape[0])
+    return row.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def _name(path) -> str | None:
+    return Path(path).name if path else None
+
+
+def _example_files(folder: str, pattern: str) -> list[str]:
+    return [str(p) for p in sorted((EXAMPLES / folder).glob(pattern))]
+
+
+# ---------------------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------------------
+
+
+def create_demo(
+    pipe,
+    info: CheckpointInfo | None = None,
+    *,
+    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    concurrency_limit: int = 1,
+    work_dir: Path | None = None,
+) -> gr.Blocks:
+    """Build the Blocks app around a loaded ``STARCasterPipeline`` (does not launch it)."""
+    info = info or CheckpointInfo(label=str(pipe.config.get("_name_or_path") or "in-memory pipeline"), revision=None)
+    work_dir = Path(work_dir or tempfile.mkdtemp(prefix="starcaster-app-"))
+    app = DemoApp(pipe, info, max_audio_seconds, work_dir)
+    with gr.Blocks(title="STARCaster", delete_cache=CACHE_SWEEP) as demo:
+        _header(app)
+        mode = gr.State("portrait")
+        with gr.Row():
+            with gr.Column(scale=5):
+                ids = _identity_tabs(app, mode)
+                audio = _audio_input(app)
+                controls = _controls(app)
+                _track_mode(ids, mode, controls[2])
+                with gr.Row():
+                    run_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
+                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                api_btn = gr.Button("generate (API)", visible=False)
+            with gr.Column(scale=5):
+                outputs = _outputs()
+        settings = [audio, *controls]
+        ui_event = run_btn.click(
+            app.generate_ui,
+            inputs=[mode, ids["portrait"], ids["identity"], ids["fv_kind"], ids["fv_source"], ids["fv_portrait"]]
+            + settings,
+            outputs=outputs,
+            api_visibility="private",
+            concurrency_id="generate",
+            concurrency_limit=concurrency_limit,
+        )
+        api_event = api_btn.click(
+            app.generate,
+            inputs=[ids["portrait"], ids["identity"], *settings],
+            outputs=outputs,
+            api_name="generate",
+            concurrency_id="generate",
+            concurrency_limit=concurrency_limit,
+        )
+        stop_btn.click(None, cancels=[ui_event, api_event], api_visibility="private")
+        demo.unload(app.end_session)
+    demo.queue(max_size=queue_size, default_concurrency_limit=concurrency_limit)
+    demo.starcaster_app = app  # for tests and tools
+    return demo
+
+
+def _header(app: DemoApp) -> None:
+    gr.Markdown(
+        "# STARCaster: talking portraits\n"
+        "Give an identity (a portrait or an identity embedding) and speech; get a talking-portrait video "
+        "from the view you choose, generated chunk by chunk. [How it works](https://arxiv.org/abs/2512.13247)"
+    )
+    if app.info.random_weights:
+        gr.Markdown(
+            "⚠️ **Untrained random weights — outputs are noise.** No trained checkpoint was found; "
+            "set `STARCASTER_CHECKPOINT` or pass `--checkpoint` to load one.",
+            elem_id="random-banner",
+        )
+    notes = "".join(f"\n\nℹ️ {m}" for m in app.info.messages)
+    size = app.pipe.image_size
+    gr.Markdown(
+        f"Checkpoint: {app.info.describe()} · identity encoder `{app.pipe.identity_space}` · "
+        f"{size}×{size} frames · STARCaster {__version__}{notes}",
+        elem_id="checkpoint-note",
+    )
+
+
+def _identity_tabs(app: DemoApp, mode: gr.State) -> dict:
+    ids = {}
+    with gr.Tabs():
+        with gr.Tab("Animate a portrait", id="portrait") as ids["tab_portrait"]:
+            ids["portrait"] = gr.Image(label="Reference portrait", type="filepath", height=256, elem_id="portrait")
+            if examples := _example_files("portraits", "*.png"):
+                gr.Examples(examples, inputs=ids["portrait"], label="Example portraits (SynthTalk test identities)")
+        with gr.Tab("From an identity", id="identity") as ids["tab_identity"]:
+            ids["identity"] = _identity_tab(app)
+        with gr.Tab("Free viewpoint", id="free") as ids["tab_free"]:
+            ids.update(_free_viewpoint_tab())
+    return ids
+
+
+def _track_mode(ids: dict, mode: gr.State, camera_path: gr.Dropdown) -> None:
+    """Remember the active tab; the free-viewpoint tab picks its own camera path, so hide the dropdown there."""
+    for name in MODES:
+        ids[f"tab_{name}"].select(
+            lambda name=name: (name, gr.update(visible=name != "free")),
+            None,
+            [mode, camera_path],
+            api_visibility="private",
+            queue=False,
+        )
+
+
+def _identity_tab(app: DemoApp) -> gr.File:
+    identity = gr.File(label="Identity embedding (512-D: .npy .pt .safetensors .json)", file_types=EMBEDDING_TYPES)
+    note = gr.Markdown(app.describe_identity(None))
+    identity.change(app.describe_identity, identity, note, api_visibility="private", queue=False)
+    if examples := _example_files("embeddings", "*.npy"):
+        gr.Examples(examples, inputs=identity, label="Example identities")
+    with gr.Accordion("Random identity", open=True):
+        with gr.Row():
+            seed = gr.Number(0, label="Identity seed", precision=0, minimum=0, maximum=MAX_SEED)
+            randomize = gr.Checkbox(True, label="Randomize")
+        sample = gr.Button("Sample a random identity")
+    sample.click(
+        app.sample_identity, [seed, randomize], [identity, seed, note], api_name="sample_identity", concurrency_limit=4
+    )
+    with gr.Accordion("Blend two identities", open=False):
+        with gr.Row():
+            first = gr.File(label="Identity A", file_types=EMBEDDING_TYPES)
+            second = gr.File(label="Identity B", file_types=EMBEDDING_TYPES)
+        weight = gr.Slider(0, 1, 0.5, step=0.05, label="Blend (0 = A, 1 = B)")
+        blend = gr.Button("Blend")
+    blend.click(
+        app.blend_identities,
+        [first, second, weight],
+        [identity, note],
+        api_name="blend_identities",
+        concurrency_limit=4,
+    )
+    with gr.Accordion("Extract from a portrait", open=False):
+        with gr.Row():
+            source = gr.Image(label="Portrait", type="filepath", height=160)
+            crop = gr.Image(label="Face crop used", interactive=False, height=160)
+        extract = gr.Button("Extract identity")
+    extract.click(
+        app.extract_identity, source, [identity, crop, note], api_name="extract_identity", concurrency_limit=4
+    )
+    return identity
+
+
+def _free_viewpoint_tab() -> dict:
+    gr.Markdown(
+        "One moment of the speech seen from a smooth camera sweep (±azimuth, the number of views and the moment "
+        "are under Advanced), or a talking video with the camera orbiting the head."
+    )
+    kind = gr.Radio(FV_KINDS, value=FV_KINDS[0], label="Render")
+    source = gr.Radio(FV_SOURCES, value=FV_SOURCES[0], label="Identity from")
+    portrait = gr.Image(label="Portrait", type="filepath", height=200, elem_id="fv-portrait")
+    if examples := _example_files("portraits", "*.png"):
+        gr.Examples(examples, inputs=portrait, label="Example portraits")
+    return {"fv_kind": kind, "fv_source": source, "fv_portrait": portrait}
+
+
+def _audio_input(app: DemoApp) -> gr.Audio:
+    audio = gr.Audio(
+        label=f"Speech (upload or record; at most {app.max_audio_seconds:g} s)",
+        sources=["upload", "microphone"],
+        type="filepath",
+        elem_id="speech",
+    )
+    if examples := _example_files("audio", "*.wav"):
+        gr.Examples(examples, inputs=audio, label="Example speech (espeak-ng)")
+    return audio
+
+
+def _controls(app: DemoApp) -> list:
+    """Azimuth, elevation, path, chunk, steps, audio/identity guidance, seed, randomize, fps, context, sweep."""
+    with gr.Row():
+        azimuth = gr.Slider(-app.max_azimuth, app.max_azimuth, 0, step=1, label="Azimuth (°)", elem_id="azimuth")
+        elevation = gr.Slider(-app.max_elevation, app.max_elevation, 0, step=1, label="Elevation (°)")
+    camera_path = gr.Dropdown(
+        CAMERA_PATHS, value="static", label="Camera path", info="sweep freezes time and moves the camera"
+    )
+    with gr.Row():
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+        randomize = gr.Checkbox(False, label="Randomize seed")
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            chunk = gr.Slider(1, 16, 4, step=1, label="Chunk length (frames per AR chunk)")
+            steps = gr.Slider(1, 50, 4, step=1, label="Denoising steps per chunk")
+        with gr.Row():
+            guidance_audio = gr.Slider(0, 10, 1.0, step=0.1, label="Audio guidance (1 = off)")
+            guidance_identity = gr.Slider(0, 10, 1.0, step=0.1, label="Identity guidance (1 = off)")
+        with gr.Row():
+            fps = gr.Slider(5, 30, 25, step=1, label="Frames per second")
+            context = gr.Slider(0, app.max_context, min(8, app.max_context), step=1, label="Context frames (KV cache)")
+        with gr.Row():
+            sweep_views = gr.Slider(4, 64, 16, step=1, label="Sweep: number of views")
+            sweep_moment = gr.Slider(0, 1, 0.5, step=0.05, label="Sweep: moment in the clip (0 = start, 1 = end)")
+    return [
+        azimuth,
+        elevation,
+        camera_path,
+        chunk,
+        steps,
+        guidance_audio,
+        guidance_identity,
+        seed,
+        randomize,
+        fps,
+        context,
+        sweep_views,
+        sweep_moment,
+    ]
+
+
+def _outputs() -> list:
+    preview = gr.Image(
+        label="Chunks as they finish (latest rows; one row per chunk)",
+        interactive=False,
+        height=240,
+        format="png",
+        elem_id="preview",
+    )
+    video = gr.Video(label="Video (with audio)", elem_id="result-video", autoplay=False, height=360)
+    with gr.Row():
+        identity = gr.File(label="Identity used (.npy)")
+        settings = gr.File(label="Settings + seed (.json)")
+    status = gr.Markdown(elem_id="status")
+    seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
+    return [preview, video, identity, settings, status, seed_used]
+
+
+# ---------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="STARCaster demo app (Gradio).")
+    parser.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 7860 or $GRADIO_SERVER_PORT)")
+    parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    parser.add_argument("--checkpoint", default=None, help="Hub repo id[@revision] or folder ($STARCASTER_CHECKPOINT)")
+    parser.add_argument(
+        "--max-audio-seconds",
+        type=float,
+        default=float(os.environ.get("STARCASTER_MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS)),
+        help="longest speech clip accepted",
+    )
+    parser.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, help="requests waiting at most")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    loaded = load_app_pipeline(args.checkpoint)
+    demo = create_demo(loaded.pipe, loaded.info, max_audio_seconds=args.max_audio_seconds, queue_size=args.queue_size)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, theme=gr.themes.Soft())
+
+
+if __name__ == "__main__":
+    main()

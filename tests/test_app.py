@@ -1,0 +1,289 @@
+"""The Gradio app through its public API: gradio_client against the app served on 127.0.0.1.
+
+The app runs in this process (``prevent_thread_lock``) on the ``tiny`` preset; every test
+talks to it over HTTP exactly as an API user would.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PORTRAIT = ROOT / "examples" / "portraits" / "portrait_0.png"
+FAST = dict(chunk_length=4, num_inference_steps=2, fps=10)  # the tiny model at 10 fps: a few frames per test
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve(pipe, **kwargs):
+    """Launch ``create_demo(pipe)`` on a free local port; yield ``(demo, url)``; always close it."""
+    import app
+    from starcaster.app_support import CheckpointInfo
+
+    info = kwargs.pop("info", CheckpointInfo(label="tiny test pipeline", revision=None, random_weights=True))
+    demo = app.create_demo(pipe, info, **kwargs)
+    port = free_port()
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=app.CSS, show_error=True
+    )
+    try:
+        yield demo, f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def served(tiny_pipe):
+    with serve(tiny_pipe, max_audio_seconds=3.0, queue_size=8) as (demo, url):
+        yield demo, url
+
+
+@pytest.fixture(scope="module")
+def client(served, tmp_path_factory):
+    from gradio_client import Client
+
+    return Client(served[1], verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+@pytest.fixture(scope="module")
+def speech_file(speech_wave, tmp_path_factory):
+    path = tmp_path_factory.mktemp("audio") / "speech.wav"
+    sf.write(path, speech_wave[:12_000], 16_000)  # 0.75 s
+    return path
+
+
+def _generate(client, image=None, embedding=None, audio=None, **overrides):
+    from gradio_client import handle_file
+
+    settings = dict(FAST, **overrides)
+    return client.predict(
+        handle_file(str(image)) if image else None,
+        handle_file(str(embedding)) if embedding else None,
+        handle_file(str(audio)) if audio else None,
+        api_name="/generate",
+        **{k: v for k, v in settings.items() if k not in ("image", "embedding", "audio")},
+    )
+
+
+def _video_frames(path: str) -> tuple[int, bool]:
+    """(number of video frames, has an audio stream) of an mp4, via the bundled ffmpeg."""
+    import imageio_ffmpeg
+
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(path)
+    probe = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", path], capture_output=True, text=True
+    )
+    return frames, "Audio:" in probe.stderr
+
+
+def test_api_lists_named_endpoints(client):
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/generate", "/extract_identity", "/sample_identity", "/blend_identities"} <= set(named)
+
+
+def test_generate_from_portrait(client, speech_file, served):
+    preview, video, identity, settings, status, seed = _generate(client, image=PORTRAIT, audio=speech_file, seed=5)
+    frames, has_audio = _video_frames(video)
+    assert frames == 8 and has_audio  # 0.75 s at 10 fps → ceil = 8 frames
+    assert Image.open(preview).size == (4 * 96, 2 * 96)  # two chunks of 4 frames: two rows, frames upscaled to 96 px
+    assert np.load(identity).shape == (512,)
+    record = json.loads(Path(settings).read_text())
+    assert record["settings"]["seed"] == seed == 5
+    assert record["inputs"]["image"] == PORTRAIT.name and record["random_weights"] is True
+    assert status.startswith("Done: 8 frames") and "azimuth 0° → 0°" in status
+    # The run's own folder is gone once the files were handed to Gradio's cache.
+    assert not [p for p in served[0].starcaster_app.work_dir.rglob("*.mp4")]
+
+
+def test_generate_from_embedding_is_reproducible(client, speech_file, tmp_path):
+    identity, _, _ = client.predict(3, False, api_name="/sample_identity")
+    first = _generate(client, embedding=identity, audio=speech_file, seed=11, camera_path="orbit")
+    second = _generate(client, embedding=identity, audio=speech_file, seed=11, camera_path="orbit")
+    np.testing.assert_array_equal(np.load(first[2]), np.load(identity))
+    assert Path(first[1]).read_bytes() == Path(second[1]).read_bytes()
+
+
+def test_free_viewpoint_sweep(client, speech_file):
+    _, video, _, settings, _status, _ = _generate(
+        client, image=PORTRAIT, audio=speech_file, camera_path="sweep", sweep_views=6, azimuth=45
+    )
+    frames, has_audio = _video_frames(video)
+    assert frames == 6 and not has_audio  # one frozen instant: no audio track
+    assert "azimuth -45° → 45°" in _status
+    assert json.loads(Path(settings).read_text())["settings"]["num_frames"] == 6
+
+
+def test_randomize_seed_reports_the_seed_used(client, speech_file):
+    *_, settings, _, seed = _generate(client, image=PORTRAIT, audio=speech_file, randomize_seed=True)
+    assert json.loads(Path(settings).read_text())["settings"]["seed"] == seed
+
+
+def test_identity_endpoints(client, tmp_path):
+    from gradio_client import handle_file
+
+    path, crop, note = client.predict(handle_file(str(PORTRAIT)), api_name="/extract_identity")
+    assert np.load(path).shape == (512,) and "512-D" in note and Path(crop).is_file()
+    first, seed, _ = client.predict(123, False, api_name="/sample_identity")
+    again, _, _ = client.predict(123, False, api_name="/sample_identity")
+    np.testing.assert_array_equal(np.load(first), np.load(again))
+    assert seed == 123
+    other, _, _ = client.predict(0, True, api_name="/sample_identity")
+    mid, note = client.predict(handle_file(first), handle_file(other), 0.5, api_name="/blend_identities")
+    assert abs(np.linalg.norm(np.load(mid)) - 1.0) < 1e-5 and "0.50" in note
+    end, _ = client.predict(handle_file(first), handle_file(other), 1.0, api_name="/blend_identities")
+    np.testing.assert_allclose(np.load(end), np.load(other), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("no_audio", "Add speech audio"),
+        ("no_identity", "Give exactly one identity"),
+        ("both_identities", "not both"),
+        ("long_audio", "the limit here is 3 s"),
+        ("tiny_image", "only 4×4 px"),
+        ("bad_embedding", "512"),
+        ("not_audio", "not"),
+        ("bad_steps", "less than minimum value 1"),
+    ],
+)
+def test_bad_inputs_come_back_as_errors(client, speech_file, tmp_path, case, expected):
+    from gradio_client.exceptions import AppError
+
+    long_audio = tmp_path / "long.wav"
+    sf.write(long_audio, np.zeros(16_000 * 4, np.float32) + 0.1, 16_000)
+    wrong_dim = tmp_path / "wrong.npy"
+    np.save(wrong_dim, np.ones(100, np.float32))
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("this is not audio")
+    tiny_image = tmp_path / "tiny.png"
+    Image.new("RGB", (4, 4)).save(tiny_image)
+    kwargs = {
+        "no_audio": dict(image=PORTRAIT),
+        "no_identity": dict(audio=speech_file),
+        "both_identities": dict(image=PORTRAIT, embedding=wrong_dim, audio=speech_file),
+        "long_audio": dict(image=PORTRAIT, audio=long_audio),
+        "tiny_image": dict(image=tiny_image, audio=speech_file),
+        "bad_embedding": dict(embedding=wrong_dim, audio=speech_file),
+        "not_audio": dict(image=PORTRAIT, audio=not_audio),
+        "bad_steps": dict(image=PORTRAIT, audio=speech_file, num_inference_steps=0),
+    }[case]
+    with pytest.raises(AppError) as error:
+        _generate(client, **kwargs)
+    assert expected.lower() in str(error.value).lower()
+
+
+def test_bad_identity_inputs(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (4, 4)).save(tiny)
+    with pytest.raises(AppError, match="only 4×4 px"):
+        client.predict(handle_file(str(tiny)), api_name="/extract_identity")
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"not a picture")
+    with pytest.raises(AppError, match="cannot identify image"):  # refused by Gradio's image component
+        client.predict(handle_file(str(garbage)), api_name="/extract_identity")
+    with pytest.raises(AppError, match="two identity files"):
+        client.predict(None, None, 0.5, api_name="/blend_identities")
+
+
+def test_two_concurrent_requests_both_complete(client, speech_file):
+    from gradio_client import handle_file
+
+    jobs = [
+        client.submit(
+            handle_file(str(PORTRAIT)), None, handle_file(str(speech_file)), seed=seed, api_name="/generate", **FAST
+        )
+        for seed in (1, 2)
+    ]
+    results = [job.result(timeout=120) for job in jobs]
+    assert [r[5] for r in results] == [1, 2]
+    assert all(_video_frames(r[1])[0] == 8 for r in results)
+
+
+def test_stop_cancels_a_run(served, speech_file, tiny_pipe):
+    """Cancelling a streaming job stops the generation between chunks and frees the queue."""
+    from gradio_client import Client, handle_file
+
+    client = Client(served[1], verbose=False)
+    job = client.submit(
+        handle_file(str(PORTRAIT)), None, handle_file(str(speech_file)), api_name="/generate", chunk_length=1, fps=20
+    )
+    seen = threading.Event()
+    while not job.done():
+        time.sleep(0.05)
+        if job.outputs():  # the first chunk's preview arrived
+            seen.set()
+            job.cancel()
+            break
+    assert seen.is_set()
+    after = _generate(client, image=PORTRAIT, audio=speech_file)  # the queue is free again
+    assert after[4].startswith("Done")
+
+
+def test_gpu_duration_scales_with_audio():
+    from starcaster.app_support import GPU_MAX_SECONDS, gpu_seconds
+
+    short, long = gpu_seconds(2, 25, 4, "static", 0, 20), gpu_seconds(10, 25, 4, "static", 0, 20)
+    assert short < long <= GPU_MAX_SECONDS
+    assert gpu_seconds(60, 25, 4, "static", 0, 20) == gpu_seconds(20, 25, 4, "static", 0, 20)  # capped by the limit
+    assert gpu_seconds(10, 25, 4, "sweep", 16, 20) < long  # a sweep costs its views, not the audio
+
+
+def test_checkpoint_fallbacks(tmp_path, monkeypatch, tiny_checkpoint):
+    """Missing Hub checkpoint offline → message + random weights; env var and bundled folder load."""
+    import starcaster.app_support as support
+
+    monkeypatch.setattr(support, "RANDOM_PRESET", "tiny")
+    monkeypatch.setattr(support, "bundled_checkpoint", lambda: None)
+    monkeypatch.delenv(support.CHECKPOINT_ENV, raising=False)
+    loaded = support.load_app_pipeline("nobody/no-such-starcaster@v1", cache_dir=tmp_path)
+    assert loaded.info.random_weights and "no-such-starcaster" in loaded.info.messages[0]
+    assert "offline" in loaded.info.messages[0].lower()
+    assert any((tmp_path).glob("random-tiny-*/model_index.json"))  # cached for the next start
+    assert support.load_app_pipeline(None, cache_dir=tmp_path).info.random_weights
+
+    monkeypatch.setenv(support.CHECKPOINT_ENV, str(tiny_checkpoint))
+    from_env = support.load_app_pipeline(None, cache_dir=tmp_path)
+    assert not from_env.info.random_weights and from_env.info.label == str(tiny_checkpoint)
+
+    monkeypatch.delenv(support.CHECKPOINT_ENV)
+    monkeypatch.setattr(support, "bundled_checkpoint", lambda: Path(tiny_checkpoint))
+    bundled = support.load_app_pipeline("nobody/no-such-starcaster", cache_dir=tmp_path)
+    assert not bundled.info.random_weights and "Falling back to the bundled" in bundled.info.messages[0]
+
+
+def test_page_shows_banner_and_checkpoint(served):
+    import urllib.request
+
+    config = json.loads(urllib.request.urlopen(served[1] + "config").read())
+    texts = " ".join(str(c.get("props", {}).get("value", "")) for c in config["components"])
+    assert "Untrained random weights — outputs are noise" in texts
+    assert "tiny test pipeline" in texts
+
+
+def test_import_builds_nothing():
+    code = "import sys, app; assert 'torch' not in sys.modules, 'app import pulled in torch'"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)

@@ -1,0 +1,175 @@
+"""The app in a real browser: headless Chromium (Debian's chromium + chromedriver) via selenium.
+
+Loads the page, sets a slider, uploads a portrait and a speech clip, clicks Generate, waits
+until the ``<video>`` element has a playable source, takes a screenshot and checks the
+console has no errors. ``STARCASTER_SCREENSHOTS=1`` also saves a screenshot of each tab to
+docs/images/app_*.png (that is how the README's pictures are made).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from test_app import PORTRAIT, ROOT, serve
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+DOCS_IMAGES = ROOT / "docs" / "images"
+SAVE_SCREENSHOTS = os.environ.get("STARCASTER_SCREENSHOTS") == "1"
+# Console noise that is not the app's fault: a missing favicon, and network requests a
+# sandboxed headless browser makes (fonts, analytics) that fail offline.
+IGNORED_CONSOLE = ("favicon.ico", "net::ERR_", "Failed to load resource", "fonts.googleapis", "fonts.gstatic")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+        reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="starcaster-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,1400",
+        "--autoplay-policy=no-user-gesture-required",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def page(tiny_pipe, browser):
+    with serve(tiny_pipe, max_audio_seconds=5.0) as (_, url):
+        browser.get(url)
+        _wait(browser, lambda d: d.find_elements("css selector", "#generate-btn"), 60, "the page to load")
+        yield browser
+
+
+def _wait(driver, condition, timeout: float, what: str):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.25).until(condition, message=f"waiting for {what}")
+
+
+def _upload(driver, elem_id: str, path: Path) -> None:
+    driver.find_element("css selector", f"#{elem_id} input[type=file]").send_keys(str(path))
+
+
+def _set_slider(driver, elem_id: str, value: float) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_element("css selector", f"#{elem_id} input[type=number]")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(str(value), Keys.TAB)
+    _wait(
+        driver,
+        lambda d: (
+            float(d.find_element("css selector", f"#{elem_id} input[type=range]").get_attribute("value")) == value
+        ),
+        10,
+        f"slider {elem_id} = {value}",
+    )
+
+
+def _video_ready(driver):
+    return driver.execute_script(
+        "const v = document.querySelector('#result-video video');"
+        "return v && v.src && v.readyState >= 1 && v.duration > 0 ? [v.src, v.duration, v.readyState] : null;"
+    )
+
+
+def _console_errors(driver) -> list[str]:
+    entries = driver.get_log("browser")
+    return [
+        e["message"] for e in entries if e["level"] == "SEVERE" and not any(s in e["message"] for s in IGNORED_CONSOLE)
+    ]
+
+
+def _screenshot(driver, name: str, tmp_path: Path) -> Path:
+    path = tmp_path / f"{name}.png"
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(height + 140, 2400))  # the whole page, not just the viewport
+    driver.execute_script("window.scrollTo(0, 0)")
+    time.sleep(0.3)
+    driver.save_screenshot(str(path))
+    if SAVE_SCREENSHOTS:
+        from PIL import Image
+
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        image = Image.open(path).convert("RGB")
+        image.quantize(colors=128).save(DOCS_IMAGES / f"{name}.png", optimize=True)
+    return path
+
+
+def _click_tab(driver, title: str) -> None:
+    tab = next(b for b in driver.find_elements("css selector", "button[role=tab]") if title in b.text)
+    tab.click()
+    time.sleep(0.5)
+
+
+def test_generate_in_the_browser(page, speech_wave, tmp_path):
+    driver = page
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, speech_wave[:16_000], 16_000)
+    _set_slider(driver, "azimuth", 30)
+    _upload(driver, "portrait", PORTRAIT)
+    _wait(driver, lambda d: d.find_elements("css selector", "#portrait img"), 30, "the portrait preview")
+    _upload(driver, "speech", speech)
+    _wait(driver, lambda d: d.find_elements("css selector", "#speech audio, #speech .waveform-container"), 30, "audio")
+    driver.find_element("css selector", "#generate-btn").click()
+    src, duration, _ = _wait(driver, _video_ready, 180, "a playable <video>")
+    assert src and 0.9 < duration < 1.3  # 1 s of speech at 25 fps
+    status = driver.find_element("css selector", "#status").text
+    assert status.startswith("Done:"), status
+    assert "azimuth 30° → 30°" in status  # the slider value reached the pipeline
+    assert driver.find_elements("css selector", "#preview img")
+    assert "outputs are noise" in driver.find_element("css selector", "#random-banner").text
+    assert _screenshot(driver, "app_portrait", tmp_path).stat().st_size > 10_000
+    assert _console_errors(driver) == []
+
+
+def test_other_tabs_render(page, tmp_path):
+    """Each tab shows its controls; with STARCASTER_SCREENSHOTS=1 also a generated sweep for the docs."""
+    driver = page
+    _click_tab(driver, "From an identity")
+    button = next(b for b in driver.find_elements("css selector", "button") if b.text == "Sample a random identity")
+    button.click()
+    _wait(driver, lambda d: "identity_random_" in d.page_source, 30, "a sampled identity")
+    _screenshot(driver, "app_identity", tmp_path)
+    _click_tab(driver, "Free viewpoint")
+    _upload(driver, "fv-portrait", PORTRAIT)
+    _wait(driver, lambda d: d.find_elements("css selector", "#fv-portrait img"), 30, "the portrait preview")
+    if SAVE_SCREENSHOTS:
+        driver.execute_script("document.querySelector('#result-video video')?.removeAttribute('src')")
+        driver.find_element("css selector", "#generate-btn").click()
+        done = "azimuth -30° → 30°"  # a sweep of ±azimuth
+        _wait(driver, lambda d: done in d.find_element("css selector", "#status").text, 180, "the sweep")
+    _screenshot(driver, "app_free_viewpoint", tmp_path)
+    assert _console_errors(driver) == []

@@ -1,0 +1,81 @@
+"""Dataset samples → model-ready tensors, computed once per batch without gradients.
+
+Frames become VAE latents, the reference portrait becomes the identity embedding (through
+the frozen identity encoder) and reference latents, audio becomes per-frame features, and a
+per-pixel weight map marks what moves in the window (mostly the mouth: the FEASIBILITY runs
+found the mouth, ~1 % of the pixels, is ignored without a targeted loss).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from ..audio import AudioFeatureConfig, frame_features
+
+
+@dataclass
+class Batch:
+    latents: torch.Tensor  # [B, T, C, h, w] scaled VAE latents of the frames
+    pixels: torch.Tensor  # [B, T, 3, H, W] frames in [-1, 1]
+    reference: torch.Tensor  # [B, 1, C, h, w] latents of the frontal portrait
+    identity: torch.Tensor  # [B, 512] identity embeddings of the portrait
+    audio: torch.Tensor  # [B, T, W, M] audio features per frame
+    views: torch.Tensor  # [B, T, 2] azimuth, elevation in degrees
+    has_audio: torch.Tensor  # [B] bool (False for multi-view static sets)
+    weights: torch.Tensor  # [B, T, 1, h, w] loss weights (≥ 1, larger where frames move)
+
+    @property
+    def frames(self) -> int:
+        return self.latents.shape[1]
+
+
+def to_pixels(frames_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[..., H, W, 3]`` → float ``[..., 3, H, W]`` in [-1, 1]."""
+    return frames_uint8.float().movedim(-1, -3) / 127.5 - 1.0
+
+
+@torch.no_grad()
+def encode_latents(vae, pixels: torch.Tensor) -> torch.Tensor:
+    """``[B, T, 3, H, W]`` → scaled latents ``[B, T, C, h, w]`` (distribution mode: deterministic)."""
+    flat = vae.encode(pixels.flatten(0, 1)).latent_dist.mode() * vae.config.scaling_factor
+    return rearrange(flat, "(b t) c h w -> b t c h w", b=pixels.shape[0])
+
+
+def motion_weights(pixels: torch.Tensor, latent_size: int, strength: float) -> torch.Tensor:
+    """1 + strength · (per-pixel deviation from the window's mean frame, normalised to mean 1)."""
+    deviation = (pixels - pixels.mean(1, keepdim=True)).abs().mean(2, keepdim=True)  # [B, T, 1, H, W]
+    pooled = F.adaptive_avg_pool2d(deviation.flatten(0, 1), latent_size).view(
+        *deviation.shape[:3], latent_size, latent_size
+    )
+    normalised = pooled / pooled.mean((1, 2, 3, 4), keepdim=True).clamp_min(1e-6)
+    return 1.0 + strength * normalised.clamp(max=4.0)
+
+
+@torch.no_grad()
+def prepare_batch(
+    sample: dict, vae, identity_encoder, audio_config: AudioFeatureConfig, fps: float, motion_strength: float
+) -> Batch:
+    pixels = to_pixels(torch.as_tensor(sample["frames"]))  # [B, T, 3, H, W]
+    latents = encode_latents(vae, pixels)
+    reference_pixels = to_pixels(torch.as_tensor(sample["reference"]))[:, None]  # [B, 1, 3, H, W]
+    identity = identity_encoder(
+        F.interpolate(reference_pixels[:, 0], size=identity_encoder.config.image_size, mode="area")
+    )
+    frames = pixels.shape[1]
+    audio = np.stack([frame_features(np.asarray(a), fps, audio_config)[:frames] for a in sample["audio"]])
+    views = torch.stack([torch.as_tensor(sample["azimuth"]), torch.as_tensor(sample["elevation"])], -1).float()
+    return Batch(
+        latents=latents,
+        pixels=pixels,
+        reference=encode_latents(vae, reference_pixels),
+        identity=identity.float(),
+        audio=torch.from_numpy(audio).float(),
+        views=views,
+        has_audio=torch.as_tensor(sample["has_audio"]).bool(),
+        weights=motion_weights(pixels, latents.shape[-1], motion_strength),
+    )

@@ -1,0 +1,105 @@
+"""Training configuration: dataclasses, loaded from YAML files in ``configs/``.
+
+One ``RecipeConfig`` describes the whole staged recipe (VAE → identity encoder → motion →
+reference → self-forcing → view); ``--stage`` runs any one of them alone, starting from the
+previous stage's weights in ``out/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+STAGE_ORDER = ("vae", "identity", "motion", "reference", "self_forcing", "view")
+
+
+@dataclass
+class VaeConfig:
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 1e-3
+    kl_weight: float = 1e-6
+    max_minutes: float | None = None
+
+
+@dataclass
+class IdentityConfig:
+    steps: int = 800
+    batch_size: int = 64
+    lr: float = 2e-3
+    margin: float = 0.3  # additive angular margin (ArcFace)
+    scale: float = 24.0
+    max_minutes: float | None = None
+
+
+@dataclass
+class StageConfig:
+    """One video-model stage. ``kind`` picks the step: teacher-forced or self-forcing rollout."""
+
+    name: str
+    steps: int
+    batch_size: int = 8
+    lr: float = 4e-4
+    kind: str = "teacher"  # "teacher" | "self_forcing"
+    chunk_length: int = 4
+    context_frames: int = 4  # ground-truth past frames given as context (teacher forcing)
+    reference_prob: float = 0.0  # chance the reference portrait is the cache sink
+    first_chunk_prob: float = 0.25  # chance of no past frames (the first chunk of a video)
+    context_noise_t: int = 100  # context frames are noised to t ∈ [0, this] (noise augmentation)
+    rollout_chunks: int = 3  # self-forcing: chunks generated from the model's own output
+    train_window: int = 12  # self-forcing: KV window in training (inference uses 8)
+    num_inference_steps: int = 4
+    multiview_prob: float = 0.0  # chance a batch is a multi-view static set (view axis)
+    trainable: str = "all"  # "all" | "view" (camera stream + self-attention only)
+    lip_weight: float = 0.0  # weight of the lip-reading loss (mouth expert on decoded frames)
+    motion_weight: float = 4.0  # extra loss weight where ground-truth frames move (the mouth)
+    drop_identity: float = 0.1
+    drop_audio: float = 0.1
+    drop_camera: float = 0.05
+    max_minutes: float | None = None  # wall-clock budget: stop early (state saved) when exceeded
+
+
+@dataclass
+class RecipeConfig:
+    preset: str = "demo"
+    data: Path = Path("data/synthtalk")
+    out: Path = Path("runs/demo")
+    seed: int = 0
+    bf16: bool = True
+    ema_decay: float = 0.995
+    grad_clip: float = 1.0
+    log_every: int = 20
+    save_every: int = 100
+    gradient_checkpointing: bool = False
+    num_workers: int = 0
+    vae: VaeConfig = field(default_factory=VaeConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    stages: list[StageConfig] = field(default_factory=list)
+
+    def stage(self, name: str) -> StageConfig:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(f"No stage {name!r} in this config; it has {[s.name for s in self.stages]}.")
+
+
+def _build(cls, values: dict):
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"Unknown {cls.__name__} settings: {sorted(unknown)}")
+    return cls(**values)
+
+
+def load_config(path: str | Path, **overrides) -> RecipeConfig:
+    """A ``RecipeConfig`` from YAML; ``overrides`` (e.g. ``data=``, ``out=``) win."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    raw["vae"] = _build(VaeConfig, raw.get("vae", {}))
+    raw["identity"] = _build(IdentityConfig, raw.get("identity", {}))
+    raw["stages"] = [_build(StageConfig, s) for s in raw.get("stages", [])]
+    for key in ("data", "out"):
+        raw[key] = Path(raw.get(key, getattr(RecipeConfig, key, "")))
+    return _build(RecipeConfig, raw)

@@ -1,0 +1,134 @@
+"""The whole staged recipe, and any one stage alone (``--stage``).
+
+Order (the paper's): VAE and identity encoder (our synthetic-domain stand-ins for SD-1.5's
+VAE and ArcFace) → ``motion`` (identity + audio only: free motion under a soft identity,
+no portrait conditioning) → ``reference`` (reference-encoder animation: the portrait is the
+cache sink) → ``self_forcing`` (rollouts from the model's own chunks, longer context) →
+``view`` (lightweight view adaptation on multi-view static sets: the temporal-to-spatial
+step; view consistency and temporal coherence come from separate data).
+Each video stage starts from the previous stage's ``final/`` weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler
+
+from ..audio import AudioFeatureConfig
+from ..models.configs import get_preset
+from ..models.unet import STARCasterUNet
+from ..pipeline import STARCasterPipeline
+from .batches import prepare_batch
+from .config import STAGE_ORDER, RecipeConfig, StageConfig
+from .data import endless, mixed
+from .identity_encoder import train_identity_encoder
+from .steps import STEPS, StepContext, trainable_parameters
+from .trainer import LoopSettings, train
+from .vae import train_vae
+
+logger = logging.getLogger(__name__)
+
+
+def _frames_needed(stage: StageConfig) -> int:
+    if stage.kind == "self_forcing":
+        return stage.rollout_chunks * stage.chunk_length
+    return stage.context_frames + stage.chunk_length
+
+
+def _initial_unet(cfg: RecipeConfig, index: int) -> STARCasterUNet:
+    """The previous stage's final weights, or a fresh model for the first video stage."""
+    for previous in reversed(cfg.stages[:index]):
+        final = cfg.out / previous.name / "final"
+        if (final / "config.json").is_file():
+            logger.info("starting %s from %s", cfg.stages[index].name, final)
+            return STARCasterUNet.from_pretrained(final)
+    torch.manual_seed(cfg.seed)
+    return STARCasterUNet(**get_preset(cfg.preset).unet)
+
+
+def _lip_expert(stage: StageConfig):
+    if stage.lip_weight <= 0:
+        return None
+    from ..eval.experts import load_expert
+
+    return load_expert("mouth")
+
+
+def _batches(cfg: RecipeConfig, stage: StageConfig, vae, encoder, unet, rng):
+    window, size = _frames_needed(stage), stage.batch_size
+    talking = endless(cfg.data / "train", window, size, ("talking",), cfg.seed)
+    views = endless(cfg.data / "train", window, size, ("multiview",), cfg.seed) if stage.multiview_prob > 0 else None
+    audio_config = AudioFeatureConfig(n_mels=unet.config.audio_n_mels, context=unet.config.audio_context)
+    fps = 25.0
+    for sample in mixed(talking, views, stage.multiview_prob, rng):
+        yield prepare_batch(sample, vae, encoder, audio_config, fps, stage.motion_weight)
+
+
+def train_stage(cfg: RecipeConfig, name: str, vae, encoder) -> STARCasterUNet:
+    index = [s.name for s in cfg.stages].index(name)
+    stage = cfg.stages[index]
+    folder = cfg.out / stage.name
+    if (folder / "final" / "config.json").is_file():
+        return STARCasterUNet.from_pretrained(folder / "final")
+    unet = _initial_unet(cfg, index)
+    unet.train()
+    if cfg.gradient_checkpointing:
+        unet.backbone.enable_gradient_checkpointing()
+    rng = np.random.default_rng(cfg.seed + index)
+    scheduler = DDIMScheduler(**get_preset(cfg.preset).scheduler)
+    ctx = StepContext(unet, scheduler, vae, stage, rng, _lip_expert(stage))
+    step_fn = STEPS[stage.kind]
+    settings = LoopSettings(
+        stage.steps, stage.lr, cfg.bf16, cfg.ema_decay, cfg.grad_clip, cfg.log_every, cfg.save_every, stage.max_minutes
+    )
+    batches = _batches(cfg, stage, vae, encoder, unet, rng)
+    unet = train(
+        stage.name,
+        folder,
+        unet,
+        trainable_parameters(unet, stage.trainable),
+        batches,
+        lambda b: step_fn(ctx, b),
+        settings,
+    )
+    unet.eval().save_pretrained(folder / "final")
+    return unet
+
+
+def assemble_pipeline(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder) -> STARCasterPipeline:
+    scheduler = DDIMScheduler(**get_preset(cfg.preset).scheduler)
+    pipe = STARCasterPipeline(unet=unet.eval(), vae=vae, scheduler=scheduler, identity_encoder=encoder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) -> STARCasterPipeline | None:
+    """Run every stage in order (skipping finished ones), or only ``only``; export the pipeline."""
+    if only is not None and only not in STAGE_ORDER:
+        raise ValueError(f"Unknown stage {only!r}; choose from {STAGE_ORDER}.")
+    vae, psnr = train_vae(cfg)
+    logger.info("VAE reconstruction PSNR %.2f dB", psnr)
+    if only == "vae":
+        return None
+    encoder = train_identity_encoder(cfg)
+    if only == "identity":
+        return None
+    names = [s.name for s in cfg.stages] if only is None else [only]
+    unet = None
+    for name in names:
+        unet = train_stage(cfg, name, vae, encoder)
+    pipe = assemble_pipeline(cfg, unet, vae, encoder)
+    if export is not None:
+        export_pipeline(pipe, export)
+    return pipe
+
+
+def export_pipeline(pipe: STARCasterPipeline, folder: Path) -> Path:
+    """Save as a Hub-style folder with fp16 weights (half the size; loads back as fp32)."""
+    pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+    pipe.to(torch.float32)
+    return folder

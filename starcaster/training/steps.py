@@ -1,0 +1,185 @@
+"""The training steps of the video model: teacher-forced chunks and self-forcing rollouts.
+
+Both predict the clean chunk (x0) and regress it onto the ground truth with a motion-weighted
+MSE, plus an optional lip-reading loss. They differ in where the context comes from:
+
+* ``teacher_step``: the KV cache holds *ground-truth* past frames (noise-augmented, so the
+  model cannot just copy them) and/or the reference portrait.
+* ``self_forcing_step``: the model rolls out ``rollout_chunks`` chunks with its own few-step
+  sampler, writing its *own* clean output into the cache exactly as at inference, over a
+  longer window than inference uses; each chunk gets a gradient at one random denoising
+  step (Self-Forcing), so the model learns to continue from its own imperfect frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.kv_cache import KVCache
+from ..models.unet import STARCasterUNet
+from .batches import Batch
+from .config import StageConfig
+
+REFERENCE_VIEW = (0.0, 0.0)  # SynthTalk reference portraits are frontal
+
+
+@dataclass
+class StepContext:
+    unet: STARCasterUNet
+    scheduler: object
+    vae: torch.nn.Module
+    stage: StageConfig
+    rng: np.random.Generator
+    lip_expert: torch.nn.Module | None = None
+
+
+def stream_keep(batch: Batch, stage: StageConfig, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """Independent per-sample dropout of each stream (classifier-free guidance per stream)."""
+    size = batch.identity.shape[0]
+
+    def keep(p: float) -> torch.Tensor:
+        return torch.from_numpy(rng.random(size) >= p)
+
+    return {
+        "identity": keep(stage.drop_identity),
+        "audio": keep(stage.drop_audio) & batch.has_audio,
+        "camera": keep(stage.drop_camera),
+    }
+
+
+def sample_timesteps(ctx: StepContext, size: int) -> torch.Tensor:
+    """Half the samples at the few-step sampler's own timesteps, half uniform over [0, T)."""
+    ctx.scheduler.set_timesteps(ctx.stage.num_inference_steps)
+    few = ctx.scheduler.timesteps.numpy()
+    uniform = ctx.rng.integers(0, ctx.scheduler.config.num_train_timesteps, size)
+    chosen = np.where(ctx.rng.random(size) < 0.5, ctx.rng.choice(few, size), uniform)
+    return torch.from_numpy(chosen).long()
+
+
+def add_noise(ctx: StepContext, clean: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """Noise ``[B, F, C, h, w]`` to per-sample ``timesteps`` ``[B]``."""
+    noise = torch.randn_like(clean)
+    per_frame = timesteps.repeat_interleave(clean.shape[1])
+    return ctx.scheduler.add_noise(clean.flatten(0, 1), noise.flatten(0, 1), per_frame).view_as(clean)
+
+
+def write_reference(ctx: StepContext, cache: KVCache, batch: Batch) -> None:
+    size = batch.identity.shape[0]
+    silent = torch.zeros_like(batch.audio[:, :1])
+    view = torch.tensor(REFERENCE_VIEW).expand(size, 1, 2)
+    conditions = ctx.unet.encode_conditions(
+        batch.identity, silent, view, {"audio": torch.zeros(size, dtype=torch.bool)}
+    )
+    cache.append(ctx.unet.encode_context(batch.reference, conditions))
+
+
+def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    return (weights * (prediction.float() - target.float()) ** 2).mean()
+
+
+def lip_loss(ctx: StepContext, prediction: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """Lip-reading loss: a frozen mouth expert reads generated and real frames; their readings must agree."""
+    decoded = ctx.vae.decode(prediction.flatten(0, 1).float() / ctx.vae.config.scaling_factor).sample.clamp(-1, 1)
+    with torch.no_grad():
+        target = ctx.lip_expert(pixels.flatten(0, 1))
+    return F.mse_loss(ctx.lip_expert(decoded), target)
+
+
+def chunk_loss(ctx: StepContext, prediction: torch.Tensor, batch: Batch, frames: slice) -> tuple[torch.Tensor, dict]:
+    loss = diffusion_loss(prediction, batch.latents[:, frames], batch.weights[:, frames])
+    parts = {"mse": loss.item()}
+    if ctx.stage.lip_weight > 0 and ctx.lip_expert is not None:
+        lip = lip_loss(ctx, prediction, batch.pixels[:, frames])
+        loss = loss + ctx.stage.lip_weight * lip
+        parts["lip"] = lip.item()
+    return loss, parts
+
+
+def teacher_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
+    stage, unet = ctx.stage, ctx.unet
+    past = 0 if ctx.rng.random() < stage.first_chunk_prob else stage.context_frames
+    cache = unet.new_cache(window_frames=None)
+    if ctx.rng.random() < stage.reference_prob:
+        write_reference(ctx, cache, batch)
+    start = stage.context_frames
+    if past:
+        t_aug = torch.from_numpy(ctx.rng.integers(0, stage.context_noise_t + 1, batch.identity.shape[0])).long()
+        context = add_noise(ctx, batch.latents[:, start - past : start], t_aug)
+        conditions = unet.encode_conditions(
+            batch.identity, batch.audio[:, start - past : start], batch.views[:, start - past : start]
+        )
+        cache.append(unet.encode_context(context, conditions, t_aug))
+    frames = slice(start, start + stage.chunk_length)
+    timesteps = sample_timesteps(ctx, batch.identity.shape[0])
+    noisy = add_noise(ctx, batch.latents[:, frames], timesteps)
+    conditions = unet.encode_conditions(
+        batch.identity, batch.audio[:, frames], batch.views[:, frames], stream_keep(batch, stage, ctx.rng)
+    )
+    prediction = unet(noisy, timesteps, conditions, cache=cache if len(cache) else None)
+    return chunk_loss(ctx, prediction, batch, frames)
+
+
+def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
+    stage, unet = ctx.stage, ctx.unet
+    cache = unet.new_cache(window_frames=stage.train_window)
+    if ctx.rng.random() < stage.reference_prob:
+        with torch.no_grad():
+            write_reference(ctx, cache, batch)
+    total, parts = 0.0, {}
+    for k in range(stage.rollout_chunks):
+        frames = slice(k * stage.chunk_length, (k + 1) * stage.chunk_length)
+        conditions = unet.encode_conditions(batch.identity, batch.audio[:, frames], batch.views[:, frames])
+        prediction, clean = _rollout_chunk(ctx, conditions, cache, batch.latents[:, frames].shape)
+        loss, parts = chunk_loss(ctx, prediction, batch, frames)
+        total = total + loss / stage.rollout_chunks
+        with torch.no_grad():
+            cache.append(unet.encode_context(clean, conditions.detach()))
+    return total, parts
+
+
+def _rollout_chunk(ctx: StepContext, conditions, cache: KVCache, shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """Few-step sampling from noise; the gradient flows through one random step only.
+
+    Returns (the x0 prediction at that step, with grad; the finished clean chunk, detached).
+    """
+    scheduler, unet = ctx.scheduler, ctx.unet
+    scheduler.set_timesteps(ctx.stage.num_inference_steps)
+    grad_step = int(ctx.rng.integers(len(scheduler.timesteps)))
+    latents = torch.randn(shape)
+    frozen = conditions.detach()
+    prediction = clean = None
+    for i, t in enumerate(scheduler.timesteps):
+        context = cache if len(cache) else None
+        if i == grad_step:
+            prediction = unet(latents, t, conditions, cache=context)
+            clean = prediction.detach()
+        else:
+            with torch.no_grad():
+                clean = unet(latents, t, frozen, cache=context)
+        latents = scheduler.step(clean.flatten(0, 1), t, latents.flatten(0, 1)).prev_sample.view_as(latents)
+    return prediction, clean
+
+
+STEPS = {"teacher": teacher_step, "self_forcing": self_forcing_step}
+
+
+def trainable_parameters(unet: STARCasterUNet, mode: str) -> list[torch.nn.Parameter]:
+    """``all``, or ``view``: the camera stream and the self-attention that runs along the view axis."""
+    if mode == "all":
+        return [p for p in unet.parameters()]
+    if mode != "view":
+        raise ValueError(f"trainable must be 'all' or 'view', got {mode!r}")
+    camera_extra = f"to_k_extra.{len(unet.stream_tokens) - 2}", f"to_v_extra.{len(unet.stream_tokens) - 2}"
+    chosen = []
+    for name, param in unet.named_parameters():
+        if (
+            name.startswith("camera_proj")
+            or any(c in name for c in camera_extra)
+            or (name.startswith("backbone") and ".attn1." in name)
+        ):
+            chosen.append(param)
+    return chosen

@@ -1,0 +1,110 @@
+"""The one training loop every stage uses, on ``accelerate`` (CPU, one GPU, many GPUs/nodes).
+
+Distribution, mixed precision (bf16 autocast, also on CPU) and gradient clipping come from
+``accelerate``; this file adds EMA, a CSV log, a wall-clock budget and resumable
+safetensors state. A stage is just ``step_fn(batch) -> (loss, parts)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+
+from .checkpoint import has_state, load_state, save_state
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopSettings:
+    steps: int
+    lr: float
+    bf16: bool = True
+    ema_decay: float | None = 0.995
+    grad_clip: float = 1.0
+    log_every: int = 20
+    save_every: int = 100
+    max_minutes: float | None = None
+
+
+class CsvLog:
+    """Appends one row per log step; survives resumes (rows keep accumulating)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, row: dict) -> None:
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def make_accelerator(bf16: bool) -> Accelerator:
+    return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not torch.cuda.is_available())
+
+
+def train(
+    name: str,
+    folder: Path,
+    model: torch.nn.Module,
+    parameters: list[torch.nn.Parameter],
+    batches: Iterator,
+    step_fn: Callable[[object], tuple[torch.Tensor, dict]],
+    settings: LoopSettings,
+) -> torch.nn.Module:
+    """Train ``parameters`` of ``model`` for ``settings.steps``; returns the model with EMA weights."""
+    accelerator = make_accelerator(settings.bf16)
+    for param in model.parameters():
+        param.requires_grad_(False)
+    for param in parameters:
+        param.requires_grad_(True)
+    optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=0.0)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    ema = EMAModel(parameters, decay=settings.ema_decay) if settings.ema_decay else None
+    state_dir = folder / "state"
+    step = load_state(state_dir, model, optimizer, ema) if has_state(state_dir) else 0
+    if step:
+        logger.info("%s: resuming at step %d", name, step)
+    log, started = CsvLog(folder / "log.csv"), time.monotonic()
+    while step < settings.steps:
+        with accelerator.autocast():
+            loss, parts = step_fn(next(batches))
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(parameters, settings.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.step(parameters)
+        step += 1
+        minutes = (time.monotonic() - started) / 60
+        out_of_time = settings.max_minutes is not None and minutes >= settings.max_minutes
+        if step % settings.log_every == 0 or step == settings.steps or out_of_time:
+            log.write(
+                {
+                    "step": step,
+                    "loss": round(loss.item(), 6),
+                    **{k: round(v, 6) for k, v in parts.items()},
+                    "minutes": round(minutes, 2),
+                }
+            )
+            logger.info("%s step %d loss %.4f (%.1f min)", name, step, loss.item(), minutes)
+        if step % settings.save_every == 0 or step == settings.steps or out_of_time:
+            save_state(state_dir, model, optimizer, ema, step, {"minutes": minutes})
+        if out_of_time:
+            logger.warning("%s: wall-clock budget of %.0f min reached at step %d", name, settings.max_minutes, step)
+            break
+    if ema is not None:
+        ema.copy_to(parameters)
+    return accelerator.unwrap_model(model)

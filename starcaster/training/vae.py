@@ -1,0 +1,77 @@
+"""Stage 0a: the small per-frame ``AutoencoderKL`` for 64² SynthTalk frames.
+
+Reconstruction (MSE) plus a tiny KL term; afterwards the latent scaling factor is set to
+1/std of the training latents so the diffusion model sees unit-variance latents.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL
+
+from ..models.configs import get_preset
+from .batches import to_pixels
+from .config import RecipeConfig
+from .data import endless
+from .trainer import LoopSettings, train
+
+
+def vae_step(vae: AutoencoderKL, kl_weight: float):
+    def step(sample: dict) -> tuple[torch.Tensor, dict]:
+        pixels = to_pixels(torch.as_tensor(sample["frames"])).flatten(0, 1)  # [B*T, 3, H, W]
+        posterior = vae.encode(pixels).latent_dist
+        reconstruction = vae.decode(posterior.sample()).sample
+        mse = F.mse_loss(reconstruction.float(), pixels)
+        kl = posterior.kl().mean()
+        return mse + kl_weight * kl, {"mse": mse.item(), "kl": kl.item()}
+
+    return step
+
+
+@torch.no_grad()
+def calibrate_scaling(vae: AutoencoderKL, batches, count: int = 8) -> float:
+    latents = [
+        vae.encode(to_pixels(torch.as_tensor(next(batches)["frames"])).flatten(0, 1)).latent_dist.mode()
+        for _ in range(count)
+    ]
+    return float(1.0 / torch.cat(latents).std())
+
+
+@torch.no_grad()
+def reconstruction_psnr(vae: AutoencoderKL, batches, count: int = 8) -> float:
+    errors = []
+    for _ in range(count):
+        pixels = to_pixels(torch.as_tensor(next(batches)["frames"])).flatten(0, 1)
+        out = vae.decode(vae.encode(pixels).latent_dist.mode()).sample.clamp(-1, 1)
+        errors.append(F.mse_loss(out, pixels).item() / 4.0)  # [-1, 1] → [0, 1] range
+    return 10 * math.log10(1.0 / float(np.mean(errors)))
+
+
+def train_vae(cfg: RecipeConfig) -> tuple[AutoencoderKL, float]:
+    """Train (or resume) the VAE; returns it with its held-out reconstruction PSNR (dB)."""
+    folder = cfg.out / "vae"
+    final = folder / "final"
+    if (final / "config.json").is_file():
+        vae = AutoencoderKL.from_pretrained(final)
+    else:
+        torch.manual_seed(cfg.seed)
+        vae = AutoencoderKL(**get_preset(cfg.preset).vae)
+        batches = endless(cfg.data / "train", 2, cfg.vae.batch_size // 2, ("talking", "multiview"), cfg.seed)
+        settings = LoopSettings(
+            cfg.vae.steps, cfg.vae.lr, cfg.bf16, None, cfg.grad_clip, cfg.log_every, cfg.save_every, cfg.vae.max_minutes
+        )
+        vae = train("vae", folder, vae, list(vae.parameters()), batches, vae_step(vae, cfg.vae.kl_weight), settings)
+        vae.register_to_config(scaling_factor=calibrate_scaling(vae, batches))
+        vae.save_pretrained(final)
+    psnr = reconstruction_psnr(vae.eval(), endless(cfg.data / "val", 2, 4, ("talking", "multiview"), cfg.seed + 1))
+    (folder / "psnr.txt").write_text(f"{psnr:.2f}\n")
+    return vae.eval().requires_grad_(False), psnr
+
+
+def load_vae(out: Path) -> AutoencoderKL:
+    return AutoencoderKL.from_pretrained(out / "vae" / "final").eval().requires_grad_(False)

@@ -110,6 +110,109 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- synth ------------------------------------------------------------------------------
+def _add_synth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (train/, val/, test/ shards + manifests)")
+    p.add_argument("--clips", type=int, default=1000, help="monocular talking clips in train")
+    p.add_argument("--eval-clips", type=int, default=None, help="clips per kind in val and test")
+    p.add_argument("--seconds", type=float, default=2.0, help="train clip length")
+    p.add_argument("--resolution", type=int, default=64)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from .data.synthtalk import SynthConfig, generate_dataset
+
+    config = SynthConfig(
+        out=Path(args.out),
+        clips=args.clips,
+        eval_clips=args.eval_clips,
+        seconds=args.seconds,
+        resolution=args.resolution,
+        workers=args.workers,
+        seed=args.seed,
+    )
+    print(f"wrote {generate_dataset(config)}")
+    return 0
+
+
+# -- train ------------------------------------------------------------------------------
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="recipe YAML (configs/demo.yaml, configs/real.yaml)")
+    p.add_argument(
+        "--stage", default=None, help="run only this stage (vae, identity, motion, reference, self_forcing, view)"
+    )
+    p.add_argument("--data", default=None, help="dataset folder (overrides the config)")
+    p.add_argument("--out", default=None, help="run folder (overrides the config); re-running resumes")
+    p.add_argument("--export", default=None, help="save the trained pipeline here (Hub-style folder)")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .training.config import load_config
+    from .training.recipe import run
+
+    config_path = Path(args.config)
+    if not config_path.is_file():
+        raise InputError(f"Training config not found: {config_path}.")
+    config = load_config(config_path, data=args.data, out=args.out)
+    if not (config.data / "train" / "manifest.json").is_file():
+        raise InputError(
+            f"No SynthTalk data in {config.data}; make it with `python -m starcaster synth --out {config.data}`."
+        )
+    run(config, only=args.stage, export=Path(args.export) if args.export else None)
+    return 0
+
+
+# -- eval -------------------------------------------------------------------------------
+def _add_eval(p: argparse.ArgumentParser) -> None:
+    from . import BUNDLED_CHECKPOINT
+
+    p.add_argument(
+        "--checkpoint",
+        default=BUNDLED_CHECKPOINT,
+        help="folder or Hub repo id[@revision]; 'none' = only ceiling/floors",
+    )
+    p.add_argument("--revision", default=None)
+    p.add_argument("--data", default="data/synthtalk", help="SynthTalk dataset folder")
+    p.add_argument("--split", default="test", choices=["val", "test"])
+    p.add_argument(
+        "--mode", default="reference", choices=["reference", "embedding"], help="image+embedding, or embedding only"
+    )
+    p.add_argument("--max-clips", type=int, default=None)
+    p.add_argument("--seconds", type=float, default=None, help="cut test sequences to this length")
+    p.add_argument(
+        "--drift-seconds", type=float, default=0.0, help="also a long clip for identity_drift (60 in the protocol)"
+    )
+    p.add_argument("--out", default=None, help="write results JSON here")
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .eval.harness import EvalConfig, format_table, run_benchmark
+
+    split_dir = Path(args.data) / args.split
+    if not (split_dir / "manifest.json").is_file():
+        raise InputError(
+            f"No {args.split} split in {args.data}; make it with `python -m starcaster synth --out {args.data}`."
+        )
+    pipe = None
+    if args.checkpoint.lower() != "none":
+        from . import STARCasterPipeline
+
+        pipe = STARCasterPipeline.from_pretrained(args.checkpoint, revision=args.revision)
+        pipe.set_progress_bar_config(disable=True)
+    config = EvalConfig(
+        max_clips=args.max_clips, seconds=args.seconds, mode=args.mode, drift_seconds=args.drift_seconds
+    )
+    results = run_benchmark(split_dir, pipe, config)
+    print(format_table(results))
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1, default=float))
+    return 0
+
+
 # -- main -------------------------------------------------------------------------------
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 COMMANDS: dict[str, Command] = {
@@ -120,6 +223,9 @@ COMMANDS: dict[str, Command] = {
         _add_convert,
         _run_convert,
     ),
+    "synth": ("generate SynthTalk training/evaluation data", _add_synth, _run_synth),
+    "train": ("train STARCaster with the staged recipe", _add_train, _run_train),
+    "eval": ("evaluate a checkpoint on SynthTalk (ceiling / floor / model table)", _add_eval, _run_eval),
 }
 
 

@@ -78,3 +78,16 @@ def test_sequences_can_be_cut_to_fewer_views_and_seconds(bench_results):
     sequences, fps = load_sequences(split, EvalConfig(max_clips=1, max_views=1, seconds=1.0))
     (seq,) = sequences
     assert len(seq["frames"]) == len(seq["mouth_open"]) == 25 and len(seq["audio"]) == 16000
+
+
+@pytest.mark.parametrize("mode", ["reference", "embedding"])
+def test_harness_drives_the_real_pipeline(bench_results, mode):
+    """The model row on a real (tiny, random) STARCasterPipeline: every metric is a finite number."""
+    from starcaster import build_pipeline
+
+    split, _ = bench_results
+    pipe = build_pipeline("tiny")
+    result = evaluate_pipeline(
+        pipe, split, EvalConfig(max_clips=1, max_views=1, seconds=0.4, mode=mode, num_inference_steps=1)
+    )
+    assert result and all(np.isfinite(v) for v in result.values())

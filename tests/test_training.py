@@ -18,7 +18,17 @@ def tiny_data(tmp_path_factory):
     from starcaster.data.synthtalk import SynthConfig, generate_dataset
 
     out = tmp_path_factory.mktemp("synthtalk")
-    config = SynthConfig(out=out, clips=8, seconds=1.0, eval_seconds=1.0, resolution=32, supersample=1, views=8, test_views=2, eval_clips=2)
+    config = SynthConfig(
+        out=out,
+        clips=8,
+        seconds=1.0,
+        eval_seconds=1.0,
+        resolution=32,
+        supersample=1,
+        views=8,
+        test_views=2,
+        eval_clips=2,
+    )
     generate_dataset(config, progress=False)
     return out
 
@@ -28,8 +38,12 @@ def trained(tiny_data, tmp_path_factory):
     """The whole tiny recipe, run once through the CLI, exported as a pipeline folder."""
     run_dir = tmp_path_factory.mktemp("run")
     export = run_dir / "export"
-    assert main(["train", "--config", "configs/tiny.yaml", "--data", str(tiny_data), "--out", str(run_dir), "--export", str(export)]) == 0
+    assert _train(tiny_data, run_dir, "--export", str(export)) == 0
     return run_dir, export
+
+
+def _train(data, run_dir, *extra: str) -> int:
+    return main(["train", "--config", "configs/tiny.yaml", "--data", str(data), "--out", str(run_dir), *extra])
 
 
 def test_every_stage_ran_and_logged(trained):
@@ -59,7 +73,8 @@ def test_stages_chain_from_previous_weights(trained):
     reference = STARCasterUNet.from_pretrained(run_dir / "reference" / "final")
     view = STARCasterUNet.from_pretrained(run_dir / "view" / "final")
     # The view stage trains only camera/self-attention weights: everything else is carried over unchanged.
-    frozen = {n for n, p in view.named_parameters()} - {n for n, p in view.named_parameters() if any(p is q for q in trainable_parameters(view, "view"))}
+    trained_ids = {id(p) for p in trainable_parameters(view, "view")}
+    frozen = [n for n, p in view.named_parameters() if id(p) not in trained_ids]
     self_forcing = STARCasterUNet.from_pretrained(run_dir / "self_forcing" / "final").state_dict()
     assert all(torch.equal(view.state_dict()[n], self_forcing[n]) for n in frozen if "reference_net" in n)
     assert any(not torch.equal(reference.state_dict()[n], self_forcing[n]) for n in self_forcing)
@@ -68,7 +83,7 @@ def test_stages_chain_from_previous_weights(trained):
 def test_rerun_resumes_instead_of_retraining(trained, tiny_data, capsys):
     run_dir, _ = trained
     before = (run_dir / "motion" / "log.csv").read_text()
-    assert main(["train", "--config", "configs/tiny.yaml", "--data", str(tiny_data), "--out", str(run_dir), "--stage", "motion"]) == 0
+    assert _train(tiny_data, run_dir, "--stage", "motion") == 0
     assert (run_dir / "motion" / "log.csv").read_text() == before  # finished stage: nothing re-run
 
 

@@ -208,7 +208,7 @@ def pipeline_videos(pipe, sequences: list[EvalSequence], fps: float, config: Eva
         image = Image.fromarray(seq["reference"])
         out = pipe(
             audio=seq["audio"],
-            identity_embedding=pipe.encode_identity(image),
+            identity_embedding=None if config.mode == "reference" else pipe.encode_identity(image),
             image=image if config.mode == "reference" else None,
             azimuth=seq["azimuth"],
             elevation=seq["elevation"],

@@ -218,6 +218,43 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bench ------------------------------------------------------------------------------
+def _add_bench(p: argparse.ArgumentParser) -> None:
+    from . import BUNDLED_CHECKPOINT
+
+    p.add_argument("--checkpoint", default=BUNDLED_CHECKPOINT, help="local checkpoint folder")
+    p.add_argument("--durations", type=float, nargs="+", default=[2, 5, 10, 30, 60], help="audio lengths (s)")
+    p.add_argument("--recompute-durations", type=float, nargs="+", default=[10, 30])
+    p.add_argument("--chunk-lengths", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    p.add_argument("--full-durations", type=float, nargs="+", default=[2, 5, 10], help="full-sequence baseline lengths")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default="docs/benchmarks", help="folder for bench.json, bench.md and bench.png")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from .eval.benchmark import BenchConfig, format_report, plot, run
+
+    config = BenchConfig(
+        checkpoint=args.checkpoint,
+        durations=tuple(args.durations),
+        recompute_durations=tuple(args.recompute_durations),
+        chunk_lengths=tuple(args.chunk_lengths),
+        full_sequence_durations=tuple(args.full_durations),
+        threads=args.threads,
+    )
+    report = run(config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(report, indent=1, default=str))
+    table = format_report(report)
+    (out / "bench.md").write_text(table + "\n")
+    plot(report, out / "bench.png")
+    print(table)
+    return 0
+
+
 # -- main -------------------------------------------------------------------------------
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 COMMANDS: dict[str, Command] = {
@@ -231,6 +268,7 @@ COMMANDS: dict[str, Command] = {
     "synth": ("generate SynthTalk training/evaluation data", _add_synth, _run_synth),
     "train": ("train STARCaster with the staged recipe", _add_train, _run_train),
     "eval": ("evaluate a checkpoint on SynthTalk (ceiling / floor / model table)", _add_eval, _run_eval),
+    "bench": ("measure speed, memory and scaling of streaming generation", _add_bench, _run_bench),
 }
 
 

@@ -24,10 +24,12 @@ from .audio import SAMPLE_RATE, AudioFeatureConfig, AudioSource, frame_features,
 from .camera import FROZEN_TIME_PATHS, ViewTrack, make_view_track
 from .errors import InputError
 from .hub import resolve_checkpoint
+from .models.identity_encoder import IdentityEncoder  # imported so from_pretrained can load the component
 from .models.kv_cache import KVCache
 from .models.sampling import Guidance, denoise_chunk, guided_conditions
 from .models.unet import STARCasterUNet
 from .pipeline_output import ChunkOutput, STARCasterPipelineOutput
+from .timing import StageTimer
 
 MAX_CHUNK_LENGTH = 16
 MAX_STEPS = 50
@@ -98,10 +100,11 @@ class STARCasterPipeline(DiffusionPipeline):
         unet: STARCasterUNet,
         vae: AutoencoderKL,
         scheduler: DDIMScheduler,
-        identity_encoder=None,
+        identity_encoder: IdentityEncoder | None = None,
     ):
         super().__init__()
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler, identity_encoder=identity_encoder)
+        self.timer = StageTimer(enabled=False)  # the benchmark swaps in an enabled one
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, revision: str | None = None, **kwargs):
@@ -206,9 +209,11 @@ class STARCasterPipeline(DiffusionPipeline):
         return pixels.permute(0, 2, 3, 1).cpu().numpy()
 
     def _prepare(self, r: GenerationRequest) -> _Prepared:
-        embedding, reference = self._prepare_identity(r.identity_embedding, r.image)
+        with self.timer("identity"):
+            embedding, reference = self._prepare_identity(r.identity_embedding, r.image)
         frozen = r.camera_path in FROZEN_TIME_PATHS
-        wave, features = self._prepare_audio(r.audio, r.fps, frozen, r.num_frames, r.sweep_time)
+        with self.timer("audio"):
+            wave, features = self._prepare_audio(r.audio, r.fps, frozen, r.num_frames, r.sweep_time)
         views = make_view_track(len(features), r.azimuth, r.elevation, r.camera_path)
         dtype = self.unet.dtype
         return _Prepared(
@@ -275,6 +280,7 @@ class STARCasterPipeline(DiffusionPipeline):
         settings.pop("self")
         yield from self.start(**settings).chunks
 
+    @torch.no_grad()
     def start(self, **settings) -> GenerationRun:
         """Check and prepare every input now (errors surface here), then return the lazy run.
 
@@ -294,6 +300,7 @@ class STARCasterPipeline(DiffusionPipeline):
             views=prep.views,
         )
 
+    @torch.no_grad()
     def _generate(self, prep: _Prepared, r: GenerationRequest, guidance: Guidance) -> Iterator[ChunkOutput]:
         total, chunk_length = len(prep.audio_features), int(r.chunk_length)
         num_chunks = math.ceil(total / chunk_length)
@@ -305,12 +312,17 @@ class STARCasterPipeline(DiffusionPipeline):
             noise = randn_tensor(
                 (1, stop - start, *latent_shape), generator=r.generator, device=self.device, dtype=self.unet.dtype
             )
-            conditions = guided_conditions(self.unet, identity, audio, views, guidance)
-            clean = denoise_chunk(
-                self.unet, self.scheduler, noise, conditions, context.cache(), int(r.num_inference_steps), guidance
-            )
-            context.add(clean, identity, audio, views)
-            frames = clean[0].float().cpu().numpy() if r.output_type == "latent" else self.decode_latents(clean[0])
+            with self.timer("context"):
+                cache = context.cache()
+            with self.timer("denoise"):
+                conditions = guided_conditions(self.unet, identity, audio, views, guidance)
+                clean = denoise_chunk(
+                    self.unet, self.scheduler, noise, conditions, cache, int(r.num_inference_steps), guidance
+                )
+            with self.timer("context"):
+                context.add(clean, identity, audio, views)
+            with self.timer("decode"):
+                frames = clean[0].float().cpu().numpy() if r.output_type == "latent" else self.decode_latents(clean[0])
             yield ChunkOutput(
                 frames,
                 start,

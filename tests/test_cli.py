@@ -98,3 +98,13 @@ def test_help_lists_every_subcommand():
     result = subprocess.run([sys.executable, "-m", "starcaster", "--help"], capture_output=True, text=True, check=True)
     for name in ("generate", "download", "convert"):
         assert name in result.stdout
+
+
+def test_generate_in_a_fresh_process(tiny_checkpoint, inputs):
+    """A new interpreter must load every component class the checkpoint names (diffusers imports nothing itself)."""
+    out = inputs / "fresh.mp4"
+    args = ["generate", "--checkpoint", str(tiny_checkpoint), "--audio", str(inputs / "speech.wav")]
+    args += ["--embedding", str(inputs / "identity.npy"), "--steps", "1", "--out", str(out)]
+    result = subprocess.run([sys.executable, "-m", "starcaster", *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert probe(out)["audio"] == ["aac"]

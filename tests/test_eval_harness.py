@@ -90,4 +90,5 @@ def test_harness_drives_the_real_pipeline(bench_results, mode):
     result = evaluate_pipeline(
         pipe, split, EvalConfig(max_clips=1, max_views=1, seconds=0.4, mode=mode, num_inference_steps=1)
     )
-    assert result and all(np.isfinite(v) for v in result.values())
+    core = ("lip_sync_corr", "sync_conf", "sync_dist", "view_error_deg", "identity_cos", "motion_ratio")
+    assert all(np.isfinite(result[name]) for name in core), result

@@ -1,0 +1,39 @@
+"""`python -m starcaster bench` on the tiny checkpoint: the report's structure, every figure positive and finite."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from starcaster.cli import main
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, float):
+        yield value
+
+
+def test_bench_report(tiny_checkpoint, tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", "--checkpoint", str(tiny_checkpoint), "--durations", "0.5", "1.0", "--recompute-durations", "0.6"]
+    args += ["--chunk-lengths", "1", "4", "--full-durations", "0.5", "--threads", "1", "--out", str(out)]
+    assert main(args) == 0
+    report = json.loads((out / "bench.json").read_text())
+    assert (out / "bench.png").stat().st_size > 1000 and (out / "bench.md").read_text().startswith("| audio s")
+    for section in ("scaling", "cache_vs_recompute", "chunk_length", "full_sequence"):
+        assert report[section] and all("error" not in row for row in report[section]), section
+    assert [r["frames"] for r in report["scaling"]] == [13, 25]
+    assert {"denoise", "decode", "mp4", "audio"} <= set(report["stages"])
+    assert report["scaling_fit"]["seconds_per_audio_second"] > 0
+    assert report["utilisation"]["utilisation_pct"] > 0 and report["utilisation"]["gflop_per_forward"] > 0
+    assert "skipped" in report["gpu"] or "note" in report["gpu"]
+    numbers = list(
+        _numbers({k: report[k] for k in ("scaling", "cache_vs_recompute", "chunk_length", "utilisation", "stages")})
+    )
+    assert numbers and all(math.isfinite(x) and x >= 0 for x in numbers)

@@ -147,6 +147,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="run folder (overrides the config); re-running resumes")
     p.add_argument("--export", default=None, help="save the trained pipeline here (Hub-style folder)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (1 is much faster on a shared machine)")
+    p.add_argument("--init-from", default=None, help="continue from a pipeline folder (e.g. the bundled checkpoint)")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -160,7 +161,7 @@ def _run_train(args: argparse.Namespace) -> int:
     config_path = Path(args.config)
     if not config_path.is_file():
         raise InputError(f"Training config not found: {config_path}.")
-    config = load_config(config_path, data=args.data, out=args.out)
+    config = load_config(config_path, data=args.data, out=args.out, init_from=args.init_from)
     if not (config.data / "train" / "manifest.json").is_file():
         raise InputError(
             f"No SynthTalk data in {config.data}; make it with `python -m starcaster synth --out {config.data}`."

@@ -12,6 +12,9 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="starcaster-test-hf-")
 os.environ["HF_HUB_CACHE"] = os.path.join(os.environ["HF_HOME"], "hub")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# One OpenMP thread: the tiny test models gain nothing from more, and several threads spin-wait
+# badly whenever the app's server threads, ffmpeg or another job share the 2 cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

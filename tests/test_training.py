@@ -87,6 +87,14 @@ def test_rerun_resumes_instead_of_retraining(trained, tiny_data, capsys):
     assert (run_dir / "motion" / "log.csv").read_text() == before  # finished stage: nothing re-run
 
 
+def test_continue_from_an_exported_checkpoint(trained, tiny_data, tmp_path):
+    """--init-from: a published checkpoint's VAE/encoder are kept and its UNet is the starting point."""
+    _, export = trained
+    assert _train(tiny_data, tmp_path / "more", "--init-from", str(export), "--stage", "motion") == 0
+    assert (tmp_path / "more" / "motion" / "final" / "config.json").is_file()
+    assert not (tmp_path / "more" / "vae").exists()  # nothing retrained before the video stage
+
+
 def test_training_state_round_trip(tmp_path):
     model = torch.nn.Linear(3, 2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)

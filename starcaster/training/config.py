@@ -74,6 +74,7 @@ class RecipeConfig:
     save_every: int = 100
     gradient_checkpointing: bool = False
     num_workers: int = 0
+    init_from: Path | None = None  # a pipeline folder to continue from (its VAE, encoder and UNet)
     vae: VaeConfig = field(default_factory=VaeConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     stages: list[StageConfig] = field(default_factory=list)
@@ -102,4 +103,6 @@ def load_config(path: str | Path, **overrides) -> RecipeConfig:
     raw["stages"] = [_build(StageConfig, s) for s in raw.get("stages", [])]
     for key in ("data", "out"):
         raw[key] = Path(raw.get(key, getattr(RecipeConfig, key, "")))
+    if raw.get("init_from"):
+        raw["init_from"] = Path(raw["init_from"])
     return _build(RecipeConfig, raw)

@@ -40,12 +40,15 @@ def _frames_needed(stage: StageConfig) -> int:
 
 
 def _initial_unet(cfg: RecipeConfig, index: int) -> STARCasterUNet:
-    """The previous stage's final weights, or a fresh model for the first video stage."""
+    """The previous stage's final weights, else ``init_from``'s UNet, else a fresh model."""
     for previous in reversed(cfg.stages[:index]):
         final = cfg.out / previous.name / "final"
         if (final / "config.json").is_file():
             logger.info("starting %s from %s", cfg.stages[index].name, final)
             return STARCasterUNet.from_pretrained(final)
+    if cfg.init_from is not None:
+        logger.info("starting %s from %s", cfg.stages[index].name, cfg.init_from / "unet")
+        return STARCasterUNet.from_pretrained(cfg.init_from / "unet", torch_dtype=torch.float32)
     torch.manual_seed(cfg.seed)
     return STARCasterUNet(**get_preset(cfg.preset).unet)
 
@@ -110,11 +113,14 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
     """Run every stage in order (skipping finished ones), or only ``only``; export the pipeline."""
     if only is not None and only not in STAGE_ORDER:
         raise ValueError(f"Unknown stage {only!r}; choose from {STAGE_ORDER}.")
-    vae, psnr = train_vae(cfg)
-    logger.info("VAE reconstruction PSNR %.2f dB", psnr)
-    if only == "vae":
-        return None
-    encoder = train_identity_encoder(cfg)
+    if cfg.init_from is not None:  # continue a published checkpoint: keep its VAE and identity space
+        vae, encoder = _components_from(cfg.init_from)
+    else:
+        vae, psnr = train_vae(cfg)
+        logger.info("VAE reconstruction PSNR %.2f dB", psnr)
+        if only == "vae":
+            return None
+        encoder = train_identity_encoder(cfg)
     if only == "identity":
         return None
     names = [s.name for s in cfg.stages] if only is None else [only]
@@ -125,6 +131,20 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
     if export is not None:
         export_pipeline(pipe, export)
     return pipe
+
+
+def _components_from(folder: Path):
+    from diffusers import AutoencoderKL
+
+    from ..models.identity_encoder import IdentityEncoder
+
+    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).eval().requires_grad_(False)
+    encoder = (
+        IdentityEncoder.from_pretrained(folder / "identity_encoder", torch_dtype=torch.float32)
+        .eval()
+        .requires_grad_(False)
+    )
+    return vae, encoder
 
 
 def export_pipeline(pipe: STARCasterPipeline, folder: Path) -> Path:

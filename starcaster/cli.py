@@ -37,6 +37,7 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context-frames", type=int, default=8, help="rolling KV-cache window, in frames")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--trim-silence", action="store_true", help="cut leading/trailing silence from the audio")
     p.add_argument("--save-embedding", default=None, help="also save the identity embedding used (.npy)")
     p.add_argument("--out", required=True, help="output .mp4")
 
@@ -68,6 +69,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         context_frames=args.context_frames,
         generator=torch.Generator().manual_seed(args.seed),
         fps=args.fps,
+        trim_silence=args.trim_silence,
     )
     run = pipe.start(**settings)
     with (

@@ -57,6 +57,8 @@ class GenerationRequest:
     sweep_time: float | None = None
     reference_view: tuple[float, float] = (0.0, 0.0)
     context_mode: str = "cache"
+    trim_silence: bool = False
+    max_audio_seconds: float | None = None
 
 
 @dataclass
@@ -183,8 +185,9 @@ class STARCasterPipeline(DiffusionPipeline):
         return embedding, self.encode_images(np.array(crop)[None])[None]  # [1, 1, C, h, w]
 
     # -- 3./4. audio and views ----------------------------------------------------------
-    def _prepare_audio(self, audio: AudioSource, fps: float, frozen: bool, num_frames, sweep_time):
-        wave = load_audio(audio, SAMPLE_RATE)
+    def _prepare_audio(self, r: GenerationRequest, frozen: bool):
+        audio, fps, num_frames, sweep_time = r.audio, r.fps, r.num_frames, r.sweep_time
+        wave = load_audio(audio, SAMPLE_RATE, max_seconds=r.max_audio_seconds, trim_silence=r.trim_silence)
         features = frame_features(wave, fps, self.audio_config)  # [T, W, M]
         if not frozen:
             return wave, features
@@ -213,7 +216,7 @@ class STARCasterPipeline(DiffusionPipeline):
             embedding, reference = self._prepare_identity(r.identity_embedding, r.image)
         frozen = r.camera_path in FROZEN_TIME_PATHS
         with self.timer("audio"):
-            wave, features = self._prepare_audio(r.audio, r.fps, frozen, r.num_frames, r.sweep_time)
+            wave, features = self._prepare_audio(r, frozen)
         views = make_view_track(len(features), r.azimuth, r.elevation, r.camera_path)
         dtype = self.unet.dtype
         return _Prepared(
@@ -270,6 +273,8 @@ class STARCasterPipeline(DiffusionPipeline):
         sweep_time: float | None = None,
         reference_view: tuple[float, float] = (0.0, 0.0),
         context_mode: str = "cache",
+        trim_silence: bool = False,
+        max_audio_seconds: float | None = None,
     ) -> Iterator[ChunkOutput]:
         """Yield ``ChunkOutput``s as chunks finish (see ``__call__`` for the arguments).
 
@@ -355,6 +360,8 @@ class STARCasterPipeline(DiffusionPipeline):
         sweep_time: float | None = None,
         reference_view: tuple[float, float] = (0.0, 0.0),
         context_mode: str = "cache",
+        trim_silence: bool = False,
+        max_audio_seconds: float | None = None,
     ) -> STARCasterPipelineOutput:
         """Generate a whole clip.
 
@@ -373,6 +380,8 @@ class STARCasterPipeline(DiffusionPipeline):
             generator: seeds the noise; same inputs and seed give bit-identical frames on CPU.
             context_frames: past frames kept in the rolling KV-cache window (plus one sink).
             output_type: ``"np"`` (uint8 frames) or ``"latent"``.
+            trim_silence: cut leading/trailing silence from the audio first.
+            max_audio_seconds: refuse longer audio with an ``InputError`` (None = no limit).
         """
         settings = dict(locals())
         for name in ("self", "callback_on_chunk_end"):

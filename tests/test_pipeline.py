@@ -174,3 +174,12 @@ def test_load_by_repo_id_from_local_hf_cache_offline(tiny_checkpoint, speech_wav
 def test_uncached_repo_offline_is_a_clear_error():
     with pytest.raises(OfflineError, match=r"not in the local Hugging Face cache.*python -m starcaster download"):
         STARCasterPipeline.from_pretrained("someone/not-cached")
+
+
+def test_trim_silence_and_audio_limit(tiny_pipe, speech_wave, identity_vector):
+    padded = np.concatenate([np.zeros(16_000, np.float32), speech_wave, np.zeros(16_000, np.float32)])
+    full = _run(tiny_pipe, padded, identity_vector, output_type="latent", num_inference_steps=1)
+    trimmed = _run(tiny_pipe, padded, identity_vector, output_type="latent", num_inference_steps=1, trim_silence=True)
+    assert len(trimmed.frames) < len(full.frames) - 40  # about 2 s of silence removed
+    with pytest.raises(InputError, match="long"):
+        _run(tiny_pipe, padded, identity_vector, max_audio_seconds=1.0)

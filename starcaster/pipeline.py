@@ -117,7 +117,8 @@ class STARCasterPipeline(DiffusionPipeline):
         """
         folder = resolve_checkpoint(str(pretrained_model_name_or_path), revision=revision)
         kwargs.setdefault("use_safetensors", True)
-        kwargs.setdefault("torch_dtype", torch.float32)  # fp16-stored weights run in fp32 on CPU
+        if "dtype" not in kwargs and "torch_dtype" not in kwargs:
+            kwargs["dtype"] = torch.float32  # fp16-stored weights run in fp32 on CPU
         kwargs.pop("trust_remote_code", None)
         return super().from_pretrained(folder, **kwargs)
 

@@ -48,7 +48,7 @@ def _initial_unet(cfg: RecipeConfig, index: int) -> STARCasterUNet:
             return STARCasterUNet.from_pretrained(final)
     if cfg.init_from is not None:
         logger.info("starting %s from %s", cfg.stages[index].name, cfg.init_from / "unet")
-        return STARCasterUNet.from_pretrained(cfg.init_from / "unet", torch_dtype=torch.float32)
+        return STARCasterUNet.from_pretrained(cfg.init_from / "unet", dtype=torch.float32)
     torch.manual_seed(cfg.seed)
     return STARCasterUNet(**get_preset(cfg.preset).unet)
 
@@ -138,9 +138,9 @@ def _components_from(folder: Path):
 
     from ..models.identity_encoder import IdentityEncoder
 
-    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).eval().requires_grad_(False)
+    vae = AutoencoderKL.from_pretrained(folder / "vae", dtype=torch.float32).eval().requires_grad_(False)
     encoder = (
-        IdentityEncoder.from_pretrained(folder / "identity_encoder", torch_dtype=torch.float32)
+        IdentityEncoder.from_pretrained(folder / "identity_encoder", dtype=torch.float32)
         .eval()
         .requires_grad_(False)
     )

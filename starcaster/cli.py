@@ -247,10 +247,13 @@ def _run_bench(args: argparse.Namespace) -> int:
         full_sequence_durations=tuple(args.full_durations),
         threads=args.threads,
     )
-    report = run(config)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(report, indent=1, default=str))
+
+    def save(partial: dict) -> None:
+        (out / "bench.json").write_text(json.dumps(partial, indent=1, default=str))
+
+    report = run(config, on_section=save)
     table = format_report(report)
     (out / "bench.md").write_text(table + "\n")
     plot(report, out / "bench.png")

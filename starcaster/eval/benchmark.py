@@ -194,31 +194,29 @@ def linear_fit(xs: list[float], ys: list[float]) -> dict:
     return {"seconds_per_audio_second": float(slope), "intercept_s": float(intercept), "r2": 1 - residual / total}
 
 
-def run(config: BenchConfig) -> dict:
-    """Every section; each row a dict of measured numbers (or an ``error`` string)."""
+def run(config: BenchConfig, on_section=None) -> dict:
+    """Every section; each row a dict of measured numbers (or an ``error`` string).
+
+    ``on_section(report)`` is called after each section, so a long run that is stopped
+    still leaves what it measured (the CLI rewrites bench.json each time).
+    """
     threads = str(config.threads or 0)
-    report: dict = {
-        "config": {k: v for k, v in config.__dict__.items()},
-        "torch_threads": config.threads or torch.get_num_threads(),
-    }
-    scaling = [_child(["stream", config.checkpoint, str(d), threads], config.timeout_s) for d in config.durations]
-    report["scaling"] = scaling
-    good = [r for r in scaling if "error" not in r]
-    if len(good) >= 2:
-        report["scaling_fit"] = linear_fit([r["seconds"] for r in good], [r["wall_s"] for r in good])
-        by = {r["seconds"]: r for r in good}
-        if 60 in by and 10 in by:
-            report["ratios"] = {
-                "time_60_over_10": by[60]["wall_s"] / by[10]["wall_s"],
-                "peak_rss_60_over_10": by[60]["peak_rss_mb"] / by[10]["peak_rss_mb"],
-            }
+    report: dict = {"config": dict(config.__dict__), "torch_threads": config.threads or torch.get_num_threads()}
+    save = on_section or (lambda _: None)
+    report["scaling"] = [
+        _child(["stream", config.checkpoint, str(d), threads], config.timeout_s) for d in config.durations
+    ]
+    report.update(_scaling_summary(report["scaling"]))
+    save(report)
     pipe = load(config.checkpoint, config.threads)
-    report["cache_vs_recompute"] = [_cache_row(pipe, d) for d in config.recompute_durations]
-    report["chunk_length"] = [_chunk_row(pipe, n, config.chunk_seconds) for n in config.chunk_lengths]
     report["utilisation"] = denoiser_utilisation(pipe)
-    report["stages"] = _stage_rtf(next(iter(r for r in good if r["seconds"] == max(x["seconds"] for x in good)), None))
+    report["chunk_length"] = [_chunk_row(pipe, n, config.chunk_seconds) for n in config.chunk_lengths]
+    save(report)
+    report["cache_vs_recompute"] = [_cache_row(pipe, d) for d in config.recompute_durations]
+    save(report)
+    full_args = [threads, str(config.steps)]
     report["full_sequence"] = [
-        _child(["full", config.checkpoint, str(d), threads, str(config.steps)], config.timeout_s)
+        _child(["full", config.checkpoint, str(d), *full_args], config.timeout_s)
         for d in config.full_sequence_durations
     ]
     report["gpu"] = (
@@ -226,7 +224,23 @@ def run(config: BenchConfig) -> dict:
         if not torch.cuda.is_available()
         else {"note": "run `bench` on the GPU machine"}
     )
+    save(report)
     return report
+
+
+def _scaling_summary(rows: list[dict]) -> dict:
+    good = [r for r in rows if "error" not in r]
+    if len(good) < 2:
+        return {}
+    summary = {"scaling_fit": linear_fit([r["seconds"] for r in good], [r["wall_s"] for r in good])}
+    by = {r["seconds"]: r for r in good}
+    if 60 in by and 10 in by:
+        summary["ratios"] = {
+            "time_60_over_10": by[60]["wall_s"] / by[10]["wall_s"],
+            "peak_rss_60_over_10": by[60]["peak_rss_mb"] / by[10]["peak_rss_mb"],
+        }
+    summary["stages"] = _stage_rtf(max(good, key=lambda r: r["seconds"]))
+    return summary
 
 
 def _cache_row(pipe, seconds: float) -> dict:
@@ -251,9 +265,7 @@ def _chunk_row(pipe, chunk_length: int, seconds: float) -> dict:
     }
 
 
-def _stage_rtf(row: dict | None) -> dict:
-    if row is None:
-        return {}
+def _stage_rtf(row: dict) -> dict:
     return {stage: seconds / row["seconds"] for stage, seconds in row["stage_s"].items()} | {
         "total": row["wall_s"] / row["seconds"]
     }
@@ -271,6 +283,8 @@ def format_report(report: dict) -> str:
         if key in report:
             lines.append(f"\n**{key}**: " + ", ".join(f"{k}={_fmt(v)}" for k, v in report[key].items()))
     for key in ("cache_vs_recompute", "chunk_length", "full_sequence"):
+        if key not in report:
+            continue
         lines.append(f"\n**{key}**")
         lines += ["- " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k != "stage_s") for row in report[key]]
     return "\n".join(lines)
@@ -289,7 +303,7 @@ def plot(report: dict, path: Path) -> Path:
     good = [r for r in report["scaling"] if "error" not in r]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     left.plot([r["seconds"] for r in good], [r["wall_s"] for r in good], "o-", label="AR + KV cache (streaming)")
-    full = [r for r in report["full_sequence"] if "error" not in r]
+    full = [r for r in report.get("full_sequence", []) if "error" not in r]
     left.plot([r["seconds"] for r in full], [r["wall_s"] for r in full], "s--", label="full-sequence pass")
     left.set(xlabel="audio seconds", ylabel="wall seconds", title="time vs length")
     left.legend()

@@ -140,9 +140,7 @@ def _components_from(folder: Path):
 
     vae = AutoencoderKL.from_pretrained(folder / "vae", dtype=torch.float32).eval().requires_grad_(False)
     encoder = (
-        IdentityEncoder.from_pretrained(folder / "identity_encoder", dtype=torch.float32)
-        .eval()
-        .requires_grad_(False)
+        IdentityEncoder.from_pretrained(folder / "identity_encoder", dtype=torch.float32).eval().requires_grad_(False)
     )
     return vae, encoder
 

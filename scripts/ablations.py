@@ -1,6 +1,6 @@
 """Evaluate the demo recipe's stage checkpoints with the same harness (the ablation table).
 
-    python scripts/ablations.py --run runs/demo --data data/synthtalk --out docs/results
+    PYTHONPATH=. python scripts/ablations.py --run runs/demo --data data/synthtalk --out docs/results
 
 Rows: the final model in reference-image and identity-only modes, and the model *before*
 self-forcing (after `reference`) and *before* view adaptation (after `self_forcing`), so each

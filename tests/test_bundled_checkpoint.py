@@ -1,0 +1,49 @@
+"""The bundled demo checkpoint: loads offline from its folder and by repo id from a local HF cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from starcaster import BUNDLED_CHECKPOINT, STARCasterPipeline
+from tests.helpers import install_into_hf_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDER = ROOT / BUNDLED_CHECKPOINT
+pytestmark = pytest.mark.skipif(not (FOLDER / "model_index.json").is_file(), reason="no bundled checkpoint")
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    pipe = STARCasterPipeline.from_pretrained(FOLDER)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_bundled_checkpoint_is_small_safetensors_with_a_model_card():
+    files = [p for p in FOLDER.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 32 * 2**20
+    assert not [p for p in files if p.suffix in {".bin", ".pt", ".pth", ".ckpt"}]
+    assert "## Metrics" in (FOLDER / "README.md").read_text()
+
+
+def test_bundled_checkpoint_generates_from_an_example_portrait(bundled):
+    assert bundled.unet.dtype == torch.float32 and bundled.identity_space == "builtin"
+    portrait = sorted((ROOT / "examples" / "portraits").glob("*.png"))[0]
+    wave = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
+    out = bundled(wave, image=str(portrait), azimuth=30.0, generator=torch.Generator().manual_seed(0))
+    assert out.frames.shape == (13, 64, 64, 3)
+    assert out.frames.std() > 5  # an image, not a flat colour
+
+
+def test_bundled_checkpoint_loads_by_repo_id_offline(bundled):
+    from huggingface_hub import constants
+
+    install_into_hf_cache(FOLDER, "starcaster/starcaster-synth", constants.HF_HUB_CACHE)
+    by_id = STARCasterPipeline.from_pretrained("starcaster/starcaster-synth")
+    for name in ("unet", "vae", "identity_encoder"):
+        ours, theirs = getattr(bundled, name).state_dict(), getattr(by_id, name).state_dict()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours), name

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
-from PIL import Image
 
 from . import identity as identity_frontend
 from .audio import SAMPLE_RATE, AudioFeatureConfig, AudioSource, frame_features, load_audio
@@ -253,38 +252,13 @@ class STARCasterPipeline(DiffusionPipeline):
         )
 
     # -- 6. the autoregressive loop -----------------------------------------------------
-    @torch.no_grad()
-    def stream(
-        self,
-        audio: AudioSource,
-        identity_embedding=None,
-        image: Image.Image | str | None = None,
-        azimuth: float | np.ndarray = 0.0,
-        elevation: float | np.ndarray = 0.0,
-        camera_path: str | None = None,
-        chunk_length: int = 4,
-        num_inference_steps: int = 4,
-        guidance_scale_audio: float = 1.0,
-        guidance_scale_identity: float = 1.0,
-        generator: torch.Generator | None = None,
-        fps: float = 25,
-        context_frames: int | None = 8,
-        output_type: str = "np",
-        num_frames: int | None = None,
-        sweep_time: float | None = None,
-        reference_view: tuple[float, float] = (0.0, 0.0),
-        context_mode: str = "cache",
-        trim_silence: bool = False,
-        max_audio_seconds: float | None = None,
-    ) -> Iterator[ChunkOutput]:
-        """Yield ``ChunkOutput``s as chunks finish (see ``__call__`` for the arguments).
+    def stream(self, audio: AudioSource, **kwargs) -> Iterator[ChunkOutput]:
+        """Yield ``ChunkOutput``s as chunks finish; takes the keyword arguments of ``__call__``.
 
         ``context_mode="recompute"`` re-encodes the whole causal context every chunk instead
         of reusing cached keys/values: the naive baseline the cache is tested against.
         """
-        settings = dict(locals())
-        settings.pop("self")
-        yield from self.start(**settings).chunks
+        yield from self.start(audio=audio, **kwargs).chunks
 
     @torch.no_grad()
     def start(self, **settings) -> GenerationRun:

@@ -236,20 +236,16 @@ class STARCasterPipeline(DiffusionPipeline):
         return prep.identity, audio, views.to(audio.device, audio.dtype)[None]
 
     @torch.no_grad()
-    def _write_context(self, cache: KVCache, clean: torch.Tensor, identity, audio, views, keep_audio=True) -> None:
+    def _write_context(self, cache: KVCache, clean: torch.Tensor, identity, audio, views) -> None:
         """Run the reference encoder on finished frames ``[1,F,C,h,w]`` and cache their K/V."""
-        keep = {"audio": torch.tensor([keep_audio], device=clean.device)}
-        conditions = self.unet.encode_conditions(identity, audio, views, keep)
-        cache.append(self.unet.encode_context(clean, conditions))
+        cache.append(self.unet.encode_context(clean, self.unet.encode_conditions(identity, audio, views)))
 
+    @torch.no_grad()
     def _write_reference(self, cache: KVCache, prep: _Prepared) -> None:
         if prep.reference_latents is None:
             return
-        silent = torch.zeros_like(prep.audio_features[:1])[None]  # replaced by null tokens
-        view = torch.tensor([[list(prep.reference_view)]], device=self.device, dtype=self.unet.dtype)
-        self._write_context(
-            cache, prep.reference_latents.to(self.unet.dtype), prep.identity, silent, view, keep_audio=False
-        )
+        view = torch.tensor([prep.reference_view], device=self.device)
+        cache.append(self.unet.encode_reference(prep.reference_latents.to(self.unet.dtype), prep.identity, view))
 
     # -- 6. the autoregressive loop -----------------------------------------------------
     def stream(self, audio: AudioSource, **kwargs) -> Iterator[ChunkOutput]:

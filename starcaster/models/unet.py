@@ -188,6 +188,19 @@ class STARCasterUNet(ModelMixin, ConfigMixin):
             for name, features in context.capture.items()
         }
 
+    def encode_reference(self, latents: torch.Tensor, identity: torch.Tensor, view: torch.Tensor) -> dict[str, LayerKV]:
+        """The reference portrait ``[B,1,C,h,w]`` seen from ``view`` ``[B,2]`` → cache keys/values.
+
+        A portrait has no sound: its audio stream is the null tokens, so inference and training
+        encode the cache sink exactly alike.
+        """
+        batch = latents.shape[0]
+        cfg = self.config
+        silent = latents.new_zeros(batch, 1, 2 * cfg.audio_context + 1, cfg.audio_n_mels)
+        keep = {"audio": torch.zeros(batch, dtype=torch.bool, device=latents.device)}
+        conditions = self.encode_conditions(identity, silent, view.view(batch, 1, 2).to(latents.dtype), keep)
+        return self.encode_context(latents, conditions)
+
 
 def _per_frame_timesteps(timestep, batch: int, frames: int, device) -> torch.Tensor:
     """Scalar, ``[B]`` or ``[B, F]`` timesteps → ``[B*F]`` (diffusion forcing may vary per frame)."""

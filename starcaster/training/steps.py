@@ -68,13 +68,8 @@ def add_noise(ctx: StepContext, clean: torch.Tensor, timesteps: torch.Tensor) ->
 
 
 def write_reference(ctx: StepContext, cache: KVCache, batch: Batch) -> None:
-    size = batch.identity.shape[0]
-    silent = torch.zeros_like(batch.audio[:, :1])
-    view = torch.tensor(REFERENCE_VIEW).expand(size, 1, 2)
-    conditions = ctx.unet.encode_conditions(
-        batch.identity, silent, view, {"audio": torch.zeros(size, dtype=torch.bool)}
-    )
-    cache.append(ctx.unet.encode_context(batch.reference, conditions))
+    view = torch.tensor(REFERENCE_VIEW).expand(batch.identity.shape[0], 2)
+    cache.append(ctx.unet.encode_reference(batch.reference, batch.identity, view))
 
 
 def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

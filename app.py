@@ -13,6 +13,8 @@ endpoints (``gradio_client``): ``/generate``, ``/extract_identity``, ``/sample_i
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import json
 import logging
 import os
@@ -54,6 +56,7 @@ PREVIEW_ROWS = 6  # the preview shows the latest chunks, one row each
 RETURNED_FILES_TTL_S = 60.0
 CACHE_SWEEP = (1800, 3600)  # delete_cache: every 30 min, files older than 1 h
 EMBEDDING_TYPES = [".npy", ".pt", ".pth", ".safetensors", ".json"]
+MAX_FILE_SIZE = "25mb"  # per upload: a long phone photo or 2 min of 48 kHz stereo WAV fit; more is refused
 
 CSS = """
 #random-banner {background:#b91c1c; color:white; border-radius:8px; padding:8px 14px; font-weight:600;}
@@ -77,6 +80,45 @@ def _fail(message: str) -> gr.Error:
 
 def _user_error(exc: Exception) -> gr.Error:
     return _fail(str(exc))
+
+
+def _internal_error(exc: Exception) -> gr.Error:
+    """A bug or a resource failure: the traceback goes to the server log, the client gets a clear
+    message without internals (no paths, no exception text)."""
+    logger.error("request failed", exc_info=exc)
+    return _fail(
+        f"The request failed on the server ({type(exc).__name__}); the details are in the server log. "
+        "Try again, or with other inputs."
+    )
+
+
+def _reported(fn):
+    """Endpoint decorator: ``STARCasterError`` → its message, anything else → ``_internal_error``."""
+
+    def convert(exc: Exception) -> gr.Error:
+        if isinstance(exc, gr.Error):
+            return exc
+        return _user_error(exc) if isinstance(exc, STARCasterError) else _internal_error(exc)
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:
+                raise convert(exc) from exc
+
+        return generator
+
+    @functools.wraps(fn)
+    def function(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise convert(exc) from exc
+
+    return function
 
 
 class DemoApp:
@@ -120,6 +162,7 @@ class DemoApp:
             shutil.rmtree(self.work_dir / request.session_hash, ignore_errors=True)
 
     # -- identity endpoints -----------------------------------------------------------------
+    @_reported
     def extract_identity(self, image: str | None, request: gr.Request = None):
         """Portrait → (identity .npy, the face crop used, a note)."""
         if not image:
@@ -134,6 +177,7 @@ class DemoApp:
         note += "".join(f"\n\n⚠️ {w}" for w in result.crop.warnings)
         return path, np.asarray(result.crop.image), note
 
+    @_reported
     def sample_identity(self, seed: float, randomize: bool, request: gr.Request = None):
         """A random identity on the unit sphere → (identity .npy, the seed used, a note)."""
         from starcaster.identity import random_identity
@@ -143,6 +187,7 @@ class DemoApp:
         path = self._save_identity(embedding, f"identity_random_{seed}.npy", request)
         return path, seed, f"Random identity, seed {seed}."
 
+    @_reported
     def blend_identities(self, first: str | None, second: str | None, weight: float, request: gr.Request = None):
         """Spherical blend of two embedding files → (identity .npy, a note)."""
         from starcaster.identity import load_embedding, slerp
@@ -174,6 +219,7 @@ class DemoApp:
         return str(save_embedding(embedding, self._returned_dir(request) / name))
 
     # -- generation -----------------------------------------------------------------------
+    @_reported
     def generate(
         self,
         image: str | None,
@@ -322,6 +368,7 @@ class DemoApp:
             yield chunk
 
     # -- UI routing ------------------------------------------------------------------------
+    @_reported
     def generate_ui(
         self,
         mode: str,
@@ -361,6 +408,47 @@ def _next_or_error(iterator):
         return next(iterator, None)
     except STARCasterError as exc:
         raise _user_error(exc) from exc
+
+
+def _guard_inputs(demo: gr.Blocks) -> None:
+    """Make every input component fail with a ``gr.Error`` that names the field.
+
+    Gradio turns a value it cannot read (``"ninety"`` for a slider, ``NaN`` sent through the
+    raw HTTP API, an undecodable upload) into an anonymous server error; clients then see only
+    "the upstream app has raised an exception". Here each component's ``preprocess`` is
+    wrapped: numbers must be finite, anything else that fails is reported with the field's
+    label. Portrait images are passed on as the uploaded file's path without being decoded:
+    ``starcaster.identity.load_image`` opens them lazily, refuses bombs before decoding and
+    names every failure (empty, truncated, not an image), so decoding happens once, safely.
+    """
+    for block in demo.blocks.values():
+        if isinstance(block, gr.components.Component) and hasattr(block, "preprocess"):
+            block.preprocess = _guarded_preprocess(block)
+
+
+def _guarded_preprocess(component):
+    original = component.preprocess
+    label = component.label or component.elem_id or type(component).__name__
+    is_number = isinstance(component, gr.Slider | gr.Number)
+    pass_path = isinstance(component, gr.Image) and component.type == "filepath"
+
+    def preprocess(payload):
+        if is_number and payload is not None:
+            if isinstance(payload, bool) or not isinstance(payload, int | float):
+                raise _fail(f"{label}: expected a number; got {payload!r}.")
+            if isinstance(payload, float) and not np.isfinite(payload):
+                raise _fail(f"{label}: expected a finite number; got {payload!r}.")
+        is_data_url = str(getattr(payload, "url", None) or "").startswith("data:")
+        if pass_path and getattr(payload, "path", None) and not is_data_url:
+            return str(payload.path)  # uploaded file, inside Gradio's cache (checked by Gradio)
+        try:
+            return original(payload)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise _fail(f"{label}: the value could not be read ({type(exc).__name__}: {exc}).") from exc
+
+    return preprocess
 
 
 def _seed(value) -> int:
@@ -444,6 +532,7 @@ def create_demo(
         )
         stop_btn.click(None, cancels=[ui_event, api_event], api_visibility="private")
         demo.unload(app.end_session)
+    _guard_inputs(demo)
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency_limit)
     demo.starcaster_app = app  # for tests and tools
     return demo
@@ -638,12 +727,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def launch(demo: gr.Blocks, *, host: str | None = None, port: int | None = None, **overrides):
+    """``demo.launch`` with the app's serving settings (used by ``main`` and by the tests).
+
+    Uploads above ``MAX_FILE_SIZE`` are refused before they reach any handler; no folder is
+    added to ``allowed_paths``, so the server only hands out files it wrote itself (uploads,
+    results, example files). ``show_error=True`` lets clients see why Gradio itself refused a
+    request (a path that was not uploaded, a blocked URL, a wrong number of inputs); the app's
+    own handlers never let raw exception text out (``_reported``), and no traceback is sent.
+    """
+    options = dict(
+        server_name=host,
+        server_port=port,
+        css=CSS,
+        theme=gr.themes.Soft(),
+        max_file_size=MAX_FILE_SIZE,
+        show_error=True,
+    )
+    options.update(overrides)
+    return demo.launch(**options)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     loaded = load_app_pipeline(args.checkpoint)
     demo = create_demo(loaded.pipe, loaded.info, max_audio_seconds=args.max_audio_seconds, queue_size=args.queue_size)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, theme=gr.themes.Soft())
+    launch(demo, host=args.host, port=args.port, share=args.share)
 
 
 if __name__ == "__main__":

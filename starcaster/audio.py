@@ -224,7 +224,13 @@ def _decode_ffmpeg(path: Path, sample_rate: int, max_seconds: float | None) -> t
             f"Decoding {path.name} took longer than {FFMPEG_TIMEOUT_S} s. Convert it to a WAV file and try again."
         ) from exc
     if result.returncode != 0:
-        reason = result.stderr.decode(errors="replace").strip().splitlines()
+        stderr = result.stderr.decode(errors="replace")
+        if "does not contain any stream" in stderr or "matches no streams" in stderr:
+            raise InputError(
+                f"{path.name} has no audio track (a video without sound?). Give a recording with speech: "
+                "wav, mp3, flac, ogg, m4a or webm, or a video that has sound."
+            )
+        reason = stderr.strip().splitlines()
         detail = reason[-1] if reason else f"ffmpeg exit code {result.returncode}"
         raise InputError(
             f"{path.name} is not a readable audio file ({detail}). Use a wav, mp3, flac, ogg, m4a or webm recording."

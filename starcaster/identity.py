@@ -100,10 +100,27 @@ def _open_image_file(path: Path) -> Image.Image:
             ) from exc
         except (UnidentifiedImageError, OSError) as exc:
             raise InputError(
-                f"{path.name} is not an image PIL can read ({exc}). Use a JPEG, PNG or WebP photo."
+                f"{path.name} is not an image PIL can read ({_sniff(path)}). Use a JPEG, PNG or WebP photo."
             ) from exc
         _decode_reduced(image, path.name)
     return image
+
+
+def _sniff(path: Path) -> str:
+    """What a file that is not an image probably is, from its first bytes (for the error message;
+    the exception's own text would show the server's upload path)."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    text = head.lstrip().lower()
+    if text.startswith((b"<svg", b"<?xml")) and b"<svg" in text:
+        return "it is an SVG drawing, which is not supported"
+    if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text[:64]:
+        return "it is an HTML page"
+    if head[4:8] == b"ftyp" or head[:4] == b"\x1aE\xdf\xa3" or (head[:4] == b"RIFF" and head[8:12] == b"AVI "):
+        return "it is a video file; export one frame as a photo"
+    if head[:4] in (b"RIFF", b"fLaC", b"OggS", b"ID3\x03", b"ID3\x04"):
+        return "it is an audio file"
+    return "unknown or unsupported format"
 
 
 def _decode_reduced(image: Image.Image, name: str) -> None:

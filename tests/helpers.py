@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -19,3 +21,27 @@ def install_into_hf_cache(folder: Path, repo_id: str, cache_dir: Path, revision:
     (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
     (repo_dir / "refs" / revision).write_text(commit)
     return commit
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve(pipe, *, launch: dict | None = None, **kwargs):
+    """Launch ``create_demo(pipe)`` on a free 127.0.0.1 port with the app's own serving settings
+    (``app.launch``: upload limit, error reporting, served paths); yield ``(demo, url)``; always close it."""
+    import app
+    from starcaster.app_support import CheckpointInfo
+
+    info = kwargs.pop("info", CheckpointInfo(label="tiny test pipeline", revision=None, random_weights=True))
+    demo = app.create_demo(pipe, info, **kwargs)
+    port = free_port()
+    app.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True, **(launch or {}))
+    try:
+        yield demo, f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

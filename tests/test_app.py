@@ -7,12 +7,10 @@ talks to it over HTTP exactly as an API user would.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,36 +18,14 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
+from tests.helpers import serve
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 PORTRAIT = ROOT / "examples" / "portraits" / "portrait_0.png"
 FAST = dict(chunk_length=4, num_inference_steps=2, fps=10)  # the tiny model at 10 fps: a few frames per test
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def serve(pipe, **kwargs):
-    """Launch ``create_demo(pipe)`` on a free local port; yield ``(demo, url)``; always close it."""
-    import app
-    from starcaster.app_support import CheckpointInfo
-
-    info = kwargs.pop("info", CheckpointInfo(label="tiny test pipeline", revision=None, random_weights=True))
-    demo = app.create_demo(pipe, info, **kwargs)
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=app.CSS, show_error=True
-    )
-    try:
-        yield demo, f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +179,7 @@ def test_bad_identity_inputs(client, tmp_path):
         client.predict(handle_file(str(tiny)), api_name="/extract_identity")
     garbage = tmp_path / "garbage.png"
     garbage.write_bytes(b"not a picture")
-    with pytest.raises(AppError, match="cannot identify image"):  # refused by Gradio's image component
+    with pytest.raises(AppError, match="garbage.png is not an image"):  # our front end's message, not Gradio's
         client.predict(handle_file(str(garbage)), api_name="/extract_identity")
     with pytest.raises(AppError, match="two identity files"):
         client.predict(None, None, 0.5, api_name="/blend_identities")

@@ -58,6 +58,7 @@ class GenerationRequest:
     context_mode: str = "cache"
     trim_silence: bool = False
     max_audio_seconds: float | None = None
+    noise_sharing: float = 1.0
 
 
 @dataclass
@@ -162,6 +163,8 @@ class STARCasterPipeline(DiffusionPipeline):
         limit = self.unet.config.max_context_frames - 1
         if context_frames is not None and not 0 <= int(context_frames) <= limit:
             raise InputError(f"context_frames must be between 0 and {limit} for this checkpoint; got {context_frames}.")
+        if not (math.isfinite(r.noise_sharing) and 0.0 <= r.noise_sharing <= 1.0):
+            raise InputError(f"noise_sharing must be between 0 and 1; got {r.noise_sharing}.")
         for name, scale in (("guidance_scale_audio", guidance.audio), ("guidance_scale_identity", guidance.identity)):
             if not (math.isfinite(scale) and 0.0 <= scale <= 20.0):
                 raise InputError(f"{name} must be between 0 and 20; got {scale}.")
@@ -276,18 +279,21 @@ class STARCasterPipeline(DiffusionPipeline):
             views=prep.views,
         )
 
+    def _noise(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+        return randn_tensor(shape, generator=generator, device=self.device, dtype=self.unet.dtype)
+
     @torch.no_grad()
     def _generate(self, prep: _Prepared, r: GenerationRequest, guidance: Guidance) -> Iterator[ChunkOutput]:
         total, chunk_length = len(prep.audio_features), int(r.chunk_length)
         num_chunks = math.ceil(total / chunk_length)
         context = _ContextStore(self, prep, r.context_frames, recompute=r.context_mode == "recompute")
         latent_shape = (self.unet.config.latent_channels, self.unet.config.sample_size, self.unet.config.sample_size)
+        shared = self._noise((1, 1, *latent_shape), r.generator)
         for index in self.progress_bar(range(num_chunks)):
             start, stop = index * chunk_length, min(total, (index + 1) * chunk_length)
             identity, audio, views = self._conditions(prep, start, stop)
-            noise = randn_tensor(
-                (1, stop - start, *latent_shape), generator=r.generator, device=self.device, dtype=self.unet.dtype
-            )
+            own = self._noise((1, stop - start, *latent_shape), r.generator)
+            noise = math.sqrt(r.noise_sharing) * shared + math.sqrt(1.0 - r.noise_sharing) * own
             with self.timer("context"):
                 cache = context.cache()
             with self.timer("denoise"):
@@ -333,6 +339,7 @@ class STARCasterPipeline(DiffusionPipeline):
         context_mode: str = "cache",
         trim_silence: bool = False,
         max_audio_seconds: float | None = None,
+        noise_sharing: float = 1.0,
     ) -> STARCasterPipelineOutput:
         """Generate a whole clip.
 
@@ -353,6 +360,11 @@ class STARCasterPipeline(DiffusionPipeline):
             output_type: ``"np"`` (uint8 frames) or ``"latent"``.
             trim_silence: cut leading/trailing silence from the audio first.
             max_audio_seconds: refuse longer audio with an ``InputError`` (None = no limit).
+            noise_sharing: the share of every frame's starting noise that is one image common to
+                the whole video (per-frame marginals stay N(0, I)). 1 (default): frames differ only
+                through their conditions and context, which removes sampling flicker (motion ratio
+                9.9 → 1.05 and lip-sync 0.50 → 0.93 on held-out clips, docs/training.md);
+                0: independent noise per frame.
         """
         settings = dict(locals())
         for name in ("self", "callback_on_chunk_end"):

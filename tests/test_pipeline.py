@@ -107,6 +107,16 @@ def test_exactly_one_identity_source(tiny_pipe, speech_wave, identity_vector):
         tiny_pipe(speech_wave, identity_embedding=identity_vector, image=np.zeros((64, 64, 3), np.uint8))
 
 
+def test_shared_noise_removes_frame_to_frame_sampling_flicker(tiny_pipe, identity_vector):
+    """Same conditions + one shared noise image → near-identical frames; independent noise → they differ."""
+    silence = np.zeros(int(16_000 * 0.32), np.float32)  # 8 frames of identical audio
+    change = {}
+    for sharing in (0.0, 1.0):
+        latents = _run(tiny_pipe, silence, identity_vector, output_type="latent", noise_sharing=sharing).frames
+        change[sharing] = float(np.abs(np.diff(latents[:4], axis=0)).mean())  # within the first chunk
+    assert change[1.0] < 0.2 * change[0.0]
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
@@ -117,6 +127,8 @@ def test_exactly_one_identity_source(tiny_pipe, speech_wave, identity_vector):
         (dict(context_frames=99), "context_frames"),
         (dict(guidance_scale_audio=float("nan")), "guidance_scale_audio"),
         (dict(camera_path="spiral"), "camera_path"),
+        (dict(noise_sharing=1.5), "noise_sharing"),
+        (dict(noise_sharing=float("nan")), "noise_sharing"),
     ],
 )
 def test_bad_settings_raise_input_error(tiny_pipe, speech_wave, identity_vector, setting, message):

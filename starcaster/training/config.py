@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-STAGE_ORDER = ("vae", "identity", "motion", "reference", "self_forcing", "view")
+STAGE_ORDER = ("vae", "decoder", "identity", "motion", "reference", "self_forcing", "view")
 
 
 @dataclass
@@ -21,6 +21,17 @@ class VaeConfig:
     batch_size: int = 32
     lr: float = 1e-3
     kl_weight: float = 1e-6
+    max_minutes: float | None = None
+
+
+@dataclass
+class DecoderConfig:
+    """Decoder-only refinement of the VAE (encoder frozen); ``steps: 0`` skips it."""
+
+    steps: int = 0
+    batch_size: int = 32
+    lr: float = 5e-4
+    latent_noise: float = 0.1  # up to this × latent std of noise on the decoder's input
     max_minutes: float | None = None
 
 
@@ -76,6 +87,7 @@ class RecipeConfig:
     num_workers: int = 0
     init_from: Path | None = None  # a pipeline folder to continue from (its VAE, encoder and UNet)
     vae: VaeConfig = field(default_factory=VaeConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     stages: list[StageConfig] = field(default_factory=list)
 
@@ -99,6 +111,7 @@ def load_config(path: str | Path, **overrides) -> RecipeConfig:
     raw = yaml.safe_load(Path(path).read_text()) or {}
     raw.update({k: v for k, v in overrides.items() if v is not None})
     raw["vae"] = _build(VaeConfig, raw.get("vae", {}))
+    raw["decoder"] = _build(DecoderConfig, raw.get("decoder", {}))
     raw["identity"] = _build(IdentityConfig, raw.get("identity", {}))
     raw["stages"] = [_build(StageConfig, s) for s in raw.get("stages", [])]
     for key in ("data", "out"):

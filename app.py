@@ -13,6 +13,7 @@ endpoints (``gradio_client``): ``/generate``, ``/extract_identity``, ``/sample_i
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import inspect
 import json
@@ -98,6 +99,9 @@ def _reported(fn):
     def convert(exc: Exception) -> gr.Error:
         if isinstance(exc, gr.Error):
             return exc
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            logger.error("disk full", exc_info=exc)
+            return _fail("The server's disk is full, so the result could not be saved. Try again later.")
         return _user_error(exc) if isinstance(exc, STARCasterError) else _internal_error(exc)
 
     if inspect.isgeneratorfunction(fn):

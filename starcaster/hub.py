@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.txt"]
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl"}
 ETAG_TIMEOUT_S = 10.0
+# huggingface_hub sends some requests (repo_info, which snapshot_download calls first) with no
+# timeout at all: a Hub that accepts the connection and never answers (a captive portal, a
+# dropping firewall) would hang the app's start for ever. Every request of ours gets this
+# connect/read/write timeout instead (per read, so slow large downloads are unaffected).
+HUB_TIMEOUT_S = 4.0
 
 
 def parse_checkpoint_spec(spec: str, revision: str | None = None) -> tuple[str, str | None]:
@@ -57,8 +62,38 @@ def resolve_checkpoint(spec: str, revision: str | None = None, cache_dir: str | 
     return str(folder)
 
 
+def _bound_hub_timeouts() -> None:
+    """Make huggingface_hub's shared HTTP client fill in ``HUB_TIMEOUT_S`` wherever it asks for none."""
+    global _BOUNDED
+    if _BOUNDED:
+        return
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    class BoundedTransport(httpx2.HTTPTransport):
+        def handle_request(self, request):
+            timeout = dict(request.extensions.get("timeout") or {})
+            for key in ("connect", "read", "write", "pool"):
+                if timeout.get(key) is None:
+                    timeout[key] = HUB_TIMEOUT_S
+            request.extensions["timeout"] = timeout
+            return super().handle_request(request)
+
+    def factory():
+        hooks = {"request": [_http.hf_request_event_hook]} if hasattr(_http, "hf_request_event_hook") else {}
+        return httpx2.Client(event_hooks=hooks, follow_redirects=True, timeout=None, transport=BoundedTransport())
+
+    set_client_factory(factory)
+    _BOUNDED = True
+
+
+_BOUNDED = False
+
+
 def _snapshot(spec: str, revision: str | None, cache_dir: str | None) -> str:
     repo_id, revision = parse_checkpoint_spec(spec, revision)
+    _bound_hub_timeouts()
     where = f"{repo_id}" + (f"@{revision}" if revision else "")
     try:
         return snapshot_download(

@@ -9,6 +9,7 @@ crash or a full disk never leaves a half-written file that looks complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterable
@@ -52,7 +53,7 @@ class VideoWriter:
             try:
                 self._writer.write_frame(np.ascontiguousarray(frame))
             except OSError as exc:
-                raise VideoWriteError(f"Writing {self.path.name} failed: {exc} (is the disk full?)") from exc
+                raise VideoWriteError(f"Writing {self.path.name} failed: {_reason(exc)}") from exc
             self.frames_written += 1
 
     def _open(self, width: int, height: int) -> None:
@@ -86,11 +87,32 @@ class VideoWriter:
             self._temp_dir.cleanup()
 
     def _close_writer(self, failed: bool) -> None:
+        """Close ffmpeg's input and wait for it; its exit status decides whether the file is complete.
+
+        moviepy's ``close`` ignores the exit status, and ffmpeg fails at the very end when the
+        disk fills up while it writes the index (``+faststart`` rewrites the whole file then).
+        """
+        proc, stderr = self._writer.proc, b""
         try:
+            if proc is not None:
+                _, stderr = proc.communicate(timeout=600)  # closes ffmpeg's input, reads its errors
             self._writer.close()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             if not failed:
                 raise VideoWriteError(f"ffmpeg could not finish {self.path.name}: {exc}") from exc
+        if not failed and proc is not None and proc.returncode != 0:
+            text = (stderr or b"").decode(errors="replace").strip()
+            reason = _reason(text) if text else f"ffmpeg exit status {proc.returncode}; is the disk full?"
+            raise VideoWriteError(f"ffmpeg could not finish {self.path.name}: {reason}")
+
+
+def _reason(error: object) -> str:
+    """One line on why ffmpeg stopped (moviepy's own messages run to pages of codec advice)."""
+    text = str(error)
+    if "No space left on device" in text or getattr(error, "errno", None) == errno.ENOSPC:
+        return "no space left on device (the disk is full). Free some space or choose another output folder."
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return f"{first} (is the disk full, or the folder not writable?)"
 
 
 def write_video(

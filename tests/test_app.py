@@ -199,13 +199,23 @@ def test_two_concurrent_requests_both_complete(client, speech_file):
     assert all(_video_frames(r[1])[0] == 8 for r in results)
 
 
-def test_stop_cancels_a_run(served, speech_file, tiny_pipe):
-    """Cancelling a streaming job stops the generation between chunks and frees the queue."""
+def test_stop_cancels_a_run(served, speech_file, tiny_pipe, monkeypatch):
+    """Cancelling a streaming job stops the generation between chunks, removes its files and frees the queue."""
     from gradio_client import Client, handle_file
 
+    app = served[0].starcaster_app
+    produced, inner = [0], app.generate_on_gpu
+
+    def counting(*args, **kwargs):
+        for item in inner(*args, **kwargs):
+            produced[0] += 1
+            yield item
+
+    monkeypatch.setattr(app, "generate_on_gpu", counting)
+    hello = ROOT / "examples" / "audio" / "hello.wav"  # 2.56 s at 20 fps, one frame per chunk: 52 chunks
     client = Client(served[1], verbose=False)
     job = client.submit(
-        handle_file(str(PORTRAIT)), None, handle_file(str(speech_file)), api_name="/generate", chunk_length=1, fps=20
+        handle_file(str(PORTRAIT)), None, handle_file(str(hello)), api_name="/generate", chunk_length=1, fps=20
     )
     seen = threading.Event()
     while not job.done():
@@ -215,6 +225,11 @@ def test_stop_cancels_a_run(served, speech_file, tiny_pipe):
             job.cancel()
             break
     assert seen.is_set()
+    time.sleep(2.0)
+    stopped_at = produced[0]
+    time.sleep(1.0)
+    assert produced[0] == stopped_at < 1 + 52 // 2  # it stopped, well before the end
+    assert not [p for p in app.work_dir.rglob("*") if p.suffix in (".mp4", ".json") or ".partial" in p.name]
     after = _generate(client, image=PORTRAIT, audio=speech_file)  # the queue is free again
     assert after[4].startswith("Done")
 

@@ -32,6 +32,7 @@ from .timing import StageTimer
 
 MAX_CHUNK_LENGTH = 16
 MAX_STEPS = 50
+MAX_SWEEP_VIEWS = 1024  # a sweep holds all its views' features at once: bound it
 
 
 @dataclass
@@ -168,6 +169,19 @@ class STARCasterPipeline(DiffusionPipeline):
         for name, scale in (("guidance_scale_audio", guidance.audio), ("guidance_scale_identity", guidance.identity)):
             if not (math.isfinite(scale) and 0.0 <= scale <= 20.0):
                 raise InputError(f"{name} must be between 0 and 20; got {scale}.")
+        for name, value in (("azimuth", r.azimuth), ("elevation", r.elevation)):
+            try:
+                finite = bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64))))
+            except (TypeError, ValueError):
+                finite = False
+            if not finite:
+                raise InputError(f"{name} must be finite numbers (degrees); got {value!r}.")
+        if r.num_frames is not None and not 1 <= int(r.num_frames) <= MAX_SWEEP_VIEWS:
+            raise InputError(
+                f"num_frames (views of a sweep) must be between 1 and {MAX_SWEEP_VIEWS}; got {r.num_frames}."
+            )
+        if r.sweep_time is not None and not math.isfinite(r.sweep_time):
+            raise InputError(f"sweep_time must be a finite number of seconds; got {r.sweep_time}.")
 
     # -- 2. identity --------------------------------------------------------------------
     def identity_backend(self):

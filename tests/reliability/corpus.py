@@ -15,6 +15,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -407,6 +408,18 @@ def _read_audio(maker, **kwargs):
     return _python(lambda folder: read_audio(maker(folder), **kwargs))
 
 
+@lru_cache(maxsize=1)
+def _tiny_pipe():
+    from starcaster import build_pipeline
+
+    return build_pipeline("tiny", seed=0)
+
+
+def _start(**settings):
+    """``pipe.start(...)`` on a tiny pipeline: the checks run before any chunk is made."""
+    return _python(lambda folder: _tiny_pipe().start(audio=SPEECH, identity_embedding=_unit(), **settings))
+
+
 def _load_embedding(maker):
     from starcaster.identity import load_embedding
 
@@ -582,6 +595,21 @@ CASES: list[Case] = [
     Case("text as .wav (Python)", "audio", "python", _read_audio(make_text_as_wav), "not a readable audio file"),
     Case("pickle as .pt (Python)", "embedding", "python", _load_embedding(make_pickle_as_pt), "refused for safety"),
     Case("2-D embedding (Python)", "embedding", "python", _load_embedding(make_embedding_2d), "shape (2, 512)"),
+    Case(
+        "orbit from azimuth NaN (Python)",
+        "slider",
+        "python",
+        _start(azimuth=float("nan"), camera_path="orbit"),
+        "finite",
+    ),
+    Case(
+        "sweep of 10⁶ views (Python)",
+        "slider",
+        "python",
+        _start(camera_path="sweep", num_frames=10**6),
+        "between 1 and 1024",
+    ),
+    Case("steps 0 (Python)", "slider", "python", _start(num_inference_steps=0), "between 1 and 50"),
     # -- the CLI ----------------------------------------------------------------------------------
     Case("CLI: NaN embedding", "embedding", "cli", _cli(embedding=make_embedding_nan), "NaN or infinite"),
     Case("CLI: truncated JPEG", "image", "cli", _cli(image=make_truncated_jpeg), "corrupt or truncated"),
@@ -590,5 +618,12 @@ CASES: list[Case] = [
     ),
     Case("CLI: chunk length 1000", "slider", "cli", _cli(image=PORTRAIT, chunk_length=1000), "between 1 and 16"),
     Case("CLI: azimuth inf", "slider", "cli", _cli(image=PORTRAIT, azimuth="inf"), "finite"),
+    Case(
+        "CLI: orbit from elevation nan",
+        "slider",
+        "cli",
+        _cli(image=PORTRAIT, elevation="nan", camera_path="orbit"),
+        "finite",
+    ),
     Case("CLI: unicode output name", "payload", "cli", _cli(image=PORTRAIT, out="vidéo ✓.avi"), "must end in .mp4"),
 ]

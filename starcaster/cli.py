@@ -39,6 +39,12 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--trim-silence", action="store_true", help="cut leading/trailing silence from the audio")
     p.add_argument("--save-embedding", default=None, help="also save the identity embedding used (.npy)")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="fp32 (exact) or bf16 autocast + bf16 attention (faster on CPUs with bf16 units)",
+    )
     p.add_argument("--out", required=True, help="output .mp4")
 
 
@@ -70,6 +76,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         generator=torch.Generator().manual_seed(args.seed),
         fps=args.fps,
         trim_silence=args.trim_silence,
+        precision=args.precision,
     )
     run = pipe.start(**settings)
     with (
@@ -231,6 +238,13 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-lengths", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     p.add_argument("--full-durations", type=float, nargs="+", default=[2, 5, 10], help="full-sequence baseline lengths")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="generation precision: fp32 (exact) or bf16 autocast + bf16 attention (faster on CPUs with bf16 units)",
+    )
+    p.add_argument("--precision-seconds", type=float, default=10.0, help="clip length of the fp32-vs-bf16 section")
     p.add_argument("--out", default="docs/benchmarks", help="folder for bench.json, bench.md and bench.png")
 
 
@@ -246,6 +260,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         chunk_lengths=tuple(args.chunk_lengths),
         full_sequence_durations=tuple(args.full_durations),
         threads=args.threads,
+        precision=args.precision,
+        precision_seconds=args.precision_seconds,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,7 @@ from .timing import StageTimer
 MAX_CHUNK_LENGTH = 16
 MAX_STEPS = 50
 MAX_SWEEP_VIEWS = 1024  # a sweep holds all its views' features at once: bound it
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -59,6 +61,7 @@ class GenerationRequest:
     context_mode: str = "cache"
     trim_silence: bool = False
     max_audio_seconds: float | None = None
+    precision: str = "fp32"
     noise_sharing: float = 1.0
 
 
@@ -153,6 +156,8 @@ class STARCasterPipeline(DiffusionPipeline):
             raise InputError(f"Give exactly one of `identity_embedding` or `image` (got {got}).")
         if r.output_type not in ("np", "latent"):
             raise InputError(f"output_type must be 'np' or 'latent'; got {r.output_type!r}.")
+        if r.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {r.precision!r}.")
         if r.context_mode not in ("cache", "recompute"):
             raise InputError(f"context_mode must be 'cache' or 'recompute'; got {r.context_mode!r}.")
         if not 1 <= int(chunk_length) <= MAX_CHUNK_LENGTH:
@@ -264,6 +269,22 @@ class STARCasterPipeline(DiffusionPipeline):
         view = torch.tensor([prep.reference_view], device=self.device)
         cache.append(self.unet.encode_reference(prep.reference_latents.to(self.unet.dtype), prep.identity, view))
 
+    @contextmanager
+    def precision(self, precision: str = "fp32") -> Iterator[None]:
+        """``bf16``: bf16 autocast and bf16 attention products for the block (fp32 weights stay).
+
+        Entered per chunk, never across a ``yield``, so the caller's code is not autocast.
+        """
+        if precision == "fp32":
+            yield
+            return
+        previous, self.unet.attention_dtype = self.unet.attention_dtype, torch.bfloat16
+        try:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                yield
+        finally:
+            self.unet.attention_dtype = previous
+
     # -- 6. the autoregressive loop -----------------------------------------------------
     def stream(self, audio: AudioSource, **kwargs) -> Iterator[ChunkOutput]:
         """Yield ``ChunkOutput``s as chunks finish; takes the keyword arguments of ``__call__``.
@@ -300,7 +321,8 @@ class STARCasterPipeline(DiffusionPipeline):
     def _generate(self, prep: _Prepared, r: GenerationRequest, guidance: Guidance) -> Iterator[ChunkOutput]:
         total, chunk_length = len(prep.audio_features), int(r.chunk_length)
         num_chunks = math.ceil(total / chunk_length)
-        context = _ContextStore(self, prep, r.context_frames, recompute=r.context_mode == "recompute")
+        with self.precision(r.precision):
+            context = _ContextStore(self, prep, r.context_frames, recompute=r.context_mode == "recompute")
         latent_shape = (self.unet.config.latent_channels, self.unet.config.sample_size, self.unet.config.sample_size)
         shared = self._noise((1, 1, *latent_shape), r.generator)
         for index in self.progress_bar(range(num_chunks)):
@@ -308,17 +330,19 @@ class STARCasterPipeline(DiffusionPipeline):
             identity, audio, views = self._conditions(prep, start, stop)
             own = self._noise((1, stop - start, *latent_shape), r.generator)
             noise = math.sqrt(r.noise_sharing) * shared + math.sqrt(1.0 - r.noise_sharing) * own
-            with self.timer("context"):
-                cache = context.cache()
-            with self.timer("denoise"):
-                conditions = guided_conditions(self.unet, identity, audio, views, guidance)
-                clean = denoise_chunk(
-                    self.unet, self.scheduler, noise, conditions, cache, int(r.num_inference_steps), guidance
-                )
-            with self.timer("context"):
-                context.add(clean, identity, audio, views)
-            with self.timer("decode"):
-                frames = clean[0].float().cpu().numpy() if r.output_type == "latent" else self.decode_latents(clean[0])
+            with self.precision(r.precision):
+                with self.timer("context"):
+                    cache = context.cache()
+                with self.timer("denoise"):
+                    conditions = guided_conditions(self.unet, identity, audio, views, guidance)
+                    clean = denoise_chunk(
+                        self.unet, self.scheduler, noise, conditions, cache, int(r.num_inference_steps), guidance
+                    )
+                with self.timer("context"):
+                    context.add(clean, identity, audio, views)
+                with self.timer("decode"):
+                    latent = r.output_type == "latent"
+                    frames = clean[0].float().cpu().numpy() if latent else self.decode_latents(clean[0])
             yield ChunkOutput(
                 frames,
                 start,
@@ -353,6 +377,7 @@ class STARCasterPipeline(DiffusionPipeline):
         context_mode: str = "cache",
         trim_silence: bool = False,
         max_audio_seconds: float | None = None,
+        precision: str = "fp32",
         noise_sharing: float = 1.0,
     ) -> STARCasterPipelineOutput:
         """Generate a whole clip.
@@ -374,6 +399,8 @@ class STARCasterPipeline(DiffusionPipeline):
             output_type: ``"np"`` (uint8 frames) or ``"latent"``.
             trim_silence: cut leading/trailing silence from the audio first.
             max_audio_seconds: refuse longer audio with an ``InputError`` (None = no limit).
+            precision: ``"fp32"`` (default, exact) or ``"bf16"`` (bf16 autocast and attention:
+                faster on CPUs with AMX / bf16 units; see docs/performance.md for its error).
             noise_sharing: the share of every frame's starting noise that is one image common to
                 the whole video (per-frame marginals stay N(0, I)). 1 (default): frames differ only
                 through their conditions and context, which removes sampling flicker (motion ratio

@@ -22,7 +22,8 @@ def _numbers(value):
 def test_bench_report(tiny_checkpoint, tmp_path):
     out = tmp_path / "bench"
     args = ["bench", "--checkpoint", str(tiny_checkpoint), "--durations", "0.5", "1.0", "--recompute-durations", "0.6"]
-    args += ["--chunk-lengths", "1", "4", "--full-durations", "0.5", "--threads", "1", "--out", str(out)]
+    args += ["--chunk-lengths", "1", "4", "--full-durations", "0.5", "--threads", "1", "--precision-seconds", "0.5"]
+    args += ["--out", str(out)]
     assert main(args) == 0
     report = json.loads((out / "bench.json").read_text())
     assert (out / "bench.png").stat().st_size > 1000 and (out / "bench.md").read_text().startswith("| audio s")
@@ -31,9 +32,19 @@ def test_bench_report(tiny_checkpoint, tmp_path):
     assert [r["frames"] for r in report["scaling"]] == [13, 25]
     assert {"denoise", "decode", "mp4", "audio"} <= set(report["stages"])
     assert report["scaling_fit"]["seconds_per_audio_second"] > 0
-    assert report["utilisation"]["utilisation_pct"] > 0 and report["utilisation"]["gflop_per_forward"] > 0
+    utilisation = report["utilisation"]
+    assert utilisation["utilisation_pct"] > 0 and utilisation["utilisation_bf16_pct"] > 0
+    assert 0 < utilisation["attention_gflop_per_forward"] < utilisation["gflop_per_forward"]  # attention is counted
+    assert [row["precision"] for row in report["precision"]] == ["fp32", "bf16"]
+    assert report["precision"][1]["psnr_vs_fp32_db"] > 0 and "denoise_cpu" in report["precision"][0]
+    assert {"load_average_before", "load_average_after"} <= set(report)
     assert "skipped" in report["gpu"] or "note" in report["gpu"]
     numbers = list(
-        _numbers({k: report[k] for k in ("scaling", "cache_vs_recompute", "chunk_length", "utilisation", "stages")})
+        _numbers(
+            {
+                k: report[k]
+                for k in ("scaling", "cache_vs_recompute", "chunk_length", "utilisation", "stages", "precision")
+            }
+        )
     )
     assert numbers and all(math.isfinite(x) and x >= 0 for x in numbers)

@@ -7,12 +7,18 @@ Sections (each a list of rows, all numbers measured here, ratios taken within th
 * ``cache_vs_recompute``: KV cache (window 8 + sink) vs naively re-encoding the whole causal
   history before every chunk, and vs re-encoding only the window.
 * ``chunk_length``: seconds of compute per generated second and first-chunk latency.
-* ``utilisation``: FLOPs of one denoiser forward (``torch.utils.flop_counter``) / its time,
-  as a share of this CPU's fp32 matmul peak measured with a large ``torch.mm``.
+* ``utilisation``: FLOPs of one denoiser forward (``torch.utils.flop_counter``, with the CPU
+  flash-attention kernel counted too) / its time, as a share of this CPU's matmul peak
+  measured with a large ``torch.mm``; in fp32 and in bf16 (against both peaks).
 * ``stages``: real-time factor per stage (audio, identity, denoise, context, decode, mp4).
+* ``precision``: the same clip in fp32 and bf16: real-time factor per stage and how far the
+  bf16 frames are from the fp32 ones.
 * ``full_sequence``: the peer baseline: one bidirectional pass over all frames (no AR),
   same denoiser, in a subprocess (it runs out of memory or time at long lengths).
 * ``gpu``: the same on CUDA when available, else a ``skipped`` note.
+
+Times are wall-clock; rows also carry CPU time (``cpu_s``, this process), and the report the
+load average before and after, because this benchmark often shares its machine.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -30,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from ..audio import SAMPLE_RATE
 from ..timing import StageTimer
@@ -47,6 +54,8 @@ class BenchConfig:
     full_sequence_durations: tuple[float, ...] = (2, 5, 10)
     steps: int = 4
     threads: int | None = None
+    precision: str = "fp32"
+    precision_seconds: float = 10.0
     timeout_s: float = 900.0
     extra: dict = field(default_factory=dict)
 
@@ -73,7 +82,7 @@ def generate(pipe, seconds: float, out: Path | None = None, **kwargs) -> dict:
     """Stream one clip (optionally into an mp4); wall time, first-chunk latency, stage times."""
     identity = np.ones(pipe.unet.config.identity_embed_dim, np.float32)
     pipe.timer = StageTimer()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     run = pipe.start(
         audio=speech_like(seconds), identity_embedding=identity, generator=torch.Generator().manual_seed(0), **kwargs
     )
@@ -85,9 +94,17 @@ def generate(pipe, seconds: float, out: Path | None = None, **kwargs) -> dict:
             if writer is not None:
                 with pipe.timer("mp4"):
                     writer.write(chunk.frames)
-    wall = time.perf_counter() - started
-    stages, pipe.timer = dict(pipe.timer.seconds), StageTimer(enabled=False)
-    return {"seconds": seconds, "frames": run.num_frames, "wall_s": wall, "first_chunk_s": first, "stage_s": stages}
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    timer, pipe.timer = pipe.timer, StageTimer(enabled=False)
+    return {
+        "seconds": seconds,
+        "frames": run.num_frames,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "first_chunk_s": first,
+        "stage_s": dict(timer.seconds),
+        "stage_cpu_s": dict(timer.cpu_seconds),
+    }
 
 
 def _child(args: list[str], timeout: float) -> dict:
@@ -108,14 +125,15 @@ def _child(args: list[str], timeout: float) -> dict:
 
 
 def child_main(argv: list[str]) -> None:
-    """Subprocess entry: ``stream CHECKPOINT SECONDS THREADS`` or ``full CHECKPOINT SECONDS THREADS STEPS``."""
-    mode, checkpoint, seconds, threads = argv[0], argv[1], float(argv[2]), int(argv[3])
+    """Subprocess entry: ``stream CHECKPOINT SECONDS THREADS PRECISION`` or ``full ... PRECISION STEPS``."""
+    mode, checkpoint, seconds, threads, precision = argv[0], argv[1], float(argv[2]), int(argv[3]), argv[4]
     pipe = load(checkpoint, threads or None)
     if mode == "stream":
         with tempfile.TemporaryDirectory() as folder:
-            row = generate(pipe, seconds, Path(folder) / "bench.mp4")
+            row = generate(pipe, seconds, Path(folder) / "bench.mp4", precision=precision)
     else:
-        row = full_sequence_pass(pipe, seconds, int(argv[4]))
+        with pipe.precision(precision):
+            row = full_sequence_pass(pipe, seconds, int(argv[5]))
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(row))
 
@@ -141,18 +159,38 @@ def full_sequence_pass(pipe, seconds: float, steps: int) -> dict:
     return {"seconds": seconds, "frames": frames, "wall_s": time.perf_counter() - started}
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Best of ``repeats`` timed ``torch.mm`` calls (the least disturbed on a shared machine)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.mm(a, b)
-    started = time.perf_counter()
+    return 2 * size**3 / _best_seconds(lambda: torch.mm(a, b), repeats) / 1e9
+
+
+def _best_seconds(fn, repeats: int) -> float:
+    best = math.inf
     for _ in range(repeats):
-        torch.mm(a, b)
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# torch's FLOP counter has formulas for the CUDA attention kernels only; the CPU one does the same work.
+_CPU_ATTENTION_FLOPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
 
 
 @torch.no_grad()
-def denoiser_utilisation(pipe, chunk_length: int = 4, context: int = 9, repeats: int = 5) -> dict:
-    """GFLOP/s of one denoiser forward with a full cache (window 8 + sink), vs the matmul peak."""
+def denoiser_utilisation(pipe, chunk_length: int = 4, context: int = 9, repeats: int = 10) -> dict:
+    """GFLOP/s of one denoiser forward with a full cache (window 8 + sink), vs the matmul peaks.
+
+    ``forward_s`` is the best of ``repeats`` forwards (fp32), ``forward_bf16_s`` the same with
+    ``precision="bf16"``; each is compared with the ``torch.mm`` peak of its own dtype, and
+    the bf16 forward with the fp32 peak as well (the speed-up it buys on this CPU).
+    """
     unet, cfg = pipe.unet, pipe.unet.config
     latents = torch.randn(1, chunk_length, cfg.latent_channels, cfg.sample_size, cfg.sample_size)
     conditions = unet.encode_conditions(
@@ -167,22 +205,33 @@ def denoiser_utilisation(pipe, chunk_length: int = 4, context: int = 9, repeats:
         torch.zeros(1, context, 2),
     )
     cache.append(unet.encode_context(torch.randn(1, context, *latents.shape[2:]), ctx_conditions))
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION_FLOPS)
     with counter:
         unet(latents, 500, conditions, cache)
-    unet(latents, 500, conditions, cache)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        unet(latents, 500, conditions, cache)
-    seconds = (time.perf_counter() - started) / repeats
     gflops = counter.get_total_flops() / 1e9
-    peak = matmul_peak_gflops()
+    attention = sum(v for k, v in counter.get_flop_counts()["Global"].items() if "attention" in str(k)) / 1e9
+
+    def forward():
+        unet(latents, 500, conditions, cache)
+
+    forward()
+    seconds = _best_seconds(forward, repeats)
+    with pipe.precision("bf16"):
+        forward()
+        seconds_bf16 = _best_seconds(forward, repeats)
+    peak, peak_bf16 = matmul_peak_gflops(), matmul_peak_gflops(dtype=torch.bfloat16)
     return {
         "gflop_per_forward": gflops,
+        "attention_gflop_per_forward": attention,
         "forward_s": seconds,
         "achieved_gflops": gflops / seconds,
         "matmul_peak_gflops": peak,
         "utilisation_pct": 100 * gflops / seconds / peak,
+        "forward_bf16_s": seconds_bf16,
+        "achieved_gflops_bf16": gflops / seconds_bf16,
+        "matmul_peak_bf16_gflops": peak_bf16,
+        "utilisation_bf16_pct": 100 * gflops / seconds_bf16 / peak_bf16,
+        "utilisation_bf16_vs_fp32_peak_pct": 100 * gflops / seconds_bf16 / peak,
     }
 
 
@@ -200,23 +249,29 @@ def run(config: BenchConfig, on_section=None) -> dict:
     ``on_section(report)`` is called after each section, so a long run that is stopped
     still leaves what it measured (the CLI rewrites bench.json each time).
     """
-    threads = str(config.threads or 0)
-    report: dict = {"config": dict(config.__dict__), "torch_threads": config.threads or torch.get_num_threads()}
-    save = on_section or (lambda _: None)
+    threads, precision = str(config.threads or 0), config.precision
+    report: dict = {
+        "config": dict(config.__dict__),
+        "torch_threads": config.threads or torch.get_num_threads(),
+        "load_average_before": list(os.getloadavg()),
+    }
+
+    def save(partial: dict) -> None:
+        partial["load_average_after"] = list(os.getloadavg())
+        (on_section or (lambda _: None))(partial)
+
     report["scaling"] = [
-        _child(["stream", config.checkpoint, str(d), threads], config.timeout_s) for d in config.durations
+        _child(["stream", config.checkpoint, str(d), threads, precision], config.timeout_s) for d in config.durations
     ]
     report.update(_scaling_summary(report["scaling"]))
     save(report)
     pipe = load(config.checkpoint, config.threads)
     report["utilisation"] = denoiser_utilisation(pipe)
-    report["chunk_length"] = [_chunk_row(pipe, n, config.chunk_seconds) for n in config.chunk_lengths]
+    report["precision"] = _precision_rows(pipe, config.precision_seconds)
+    report["chunk_length"] = [_chunk_row(pipe, n, config.chunk_seconds, precision) for n in config.chunk_lengths]
     save(report)
-    report["cache_vs_recompute"] = [_cache_row(pipe, d) for d in config.recompute_durations]
-    save(report)
-    full_args = [threads, str(config.steps)]
     report["full_sequence"] = [
-        _child(["full", config.checkpoint, str(d), *full_args], config.timeout_s)
+        _child(["full", config.checkpoint, str(d), threads, precision, str(config.steps)], config.timeout_s)
         for d in config.full_sequence_durations
     ]
     report["gpu"] = (
@@ -225,6 +280,10 @@ def run(config: BenchConfig, on_section=None) -> dict:
         else {"note": "run `bench` on the GPU machine"}
     )
     save(report)
+    report["cache_vs_recompute"] = []
+    for seconds in config.recompute_durations:  # last: the naive recompute is the longest part
+        report["cache_vs_recompute"].append(_cache_row(pipe, seconds, precision))
+        save(report)
     return report
 
 
@@ -243,32 +302,65 @@ def _scaling_summary(rows: list[dict]) -> dict:
     return summary
 
 
-def _cache_row(pipe, seconds: float) -> dict:
-    cached = generate(pipe, seconds, output_type="latent")["wall_s"]
-    window = generate(pipe, seconds, output_type="latent", context_mode="recompute")["wall_s"]
-    history = generate(pipe, seconds, output_type="latent", context_mode="recompute", context_frames=None)["wall_s"]
+def _cache_row(pipe, seconds: float, precision: str = "fp32") -> dict:
+    common = dict(output_type="latent", precision=precision)
+    cached = generate(pipe, seconds, **common)
+    window = generate(pipe, seconds, context_mode="recompute", **common)
+    history = generate(pipe, seconds, context_mode="recompute", context_frames=None, **common)
     return {
         "seconds": seconds,
-        "cache_s": cached,
-        "recompute_window_s": window,
-        "recompute_history_s": history,
-        "speedup_vs_history": history / cached,
+        "cache_s": cached["wall_s"],
+        "recompute_window_s": window["wall_s"],
+        "recompute_history_s": history["wall_s"],
+        "speedup_vs_history": history["wall_s"] / cached["wall_s"],
+        "speedup_vs_history_cpu": history["cpu_s"] / cached["cpu_s"],
     }
 
 
-def _chunk_row(pipe, chunk_length: int, seconds: float) -> dict:
-    row = generate(pipe, seconds, chunk_length=chunk_length)
+def _chunk_row(pipe, chunk_length: int, seconds: float, precision: str = "fp32") -> dict:
+    row = generate(pipe, seconds, chunk_length=chunk_length, precision=precision)
     return {
         "chunk_length": chunk_length,
         "compute_per_video_second": row["wall_s"] / seconds,
+        "cpu_per_video_second": row["cpu_s"] / seconds,
         "first_chunk_s": row["first_chunk_s"],
     }
 
 
-def _stage_rtf(row: dict) -> dict:
-    return {stage: seconds / row["seconds"] for stage, seconds in row["stage_s"].items()} | {
-        "total": row["wall_s"] / row["seconds"]
+@torch.no_grad()
+def _precision_rows(pipe, seconds: float) -> list[dict]:
+    """The same clip in fp32 and bf16: per-stage RTF (wall and CPU) and the frames' difference."""
+    rows, frames = [], {}
+    for precision in ("fp32", "bf16"):
+        identity = np.ones(pipe.unet.config.identity_embed_dim, np.float32)
+        pipe.timer = StageTimer()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        run = pipe.start(
+            audio=speech_like(seconds),
+            identity_embedding=identity,
+            generator=torch.Generator().manual_seed(0),
+            precision=precision,
+        )
+        video = [chunk.frames for chunk in run.chunks]
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        frames[precision] = np.concatenate(video).astype(np.float64)
+        row = {"precision": precision, "seconds": seconds, "rtf": wall / seconds, "rtf_cpu": cpu / seconds}
+        row |= {f"{stage}_cpu": s / seconds for stage, s in pipe.timer.cpu_seconds.items()}
+        rows.append(row)
+    pipe.timer = StageTimer(enabled=False)
+    error = frames["bf16"] - frames["fp32"]
+    rows[1] |= {
+        "max_abs_diff_uint8": float(np.abs(error).max()),
+        "mean_abs_diff_uint8": float(np.abs(error).mean()),
+        "psnr_vs_fp32_db": float(10 * np.log10(255**2 / max(np.mean(error**2), 1e-12))),
     }
+    return rows
+
+
+def _stage_rtf(row: dict) -> dict:
+    rtf = {stage: seconds / row["seconds"] for stage, seconds in row["stage_s"].items()}
+    rtf_cpu = {f"{stage}_cpu": seconds / row["seconds"] for stage, seconds in row.get("stage_cpu_s", {}).items()}
+    return rtf | rtf_cpu | {"total": row["wall_s"] / row["seconds"], "total_cpu": row["cpu_s"] / row["seconds"]}
 
 
 def format_report(report: dict) -> str:
@@ -282,11 +374,14 @@ def format_report(report: dict) -> str:
     for key in ("scaling_fit", "ratios", "utilisation", "stages", "gpu"):
         if key in report:
             lines.append(f"\n**{key}**: " + ", ".join(f"{k}={_fmt(v)}" for k, v in report[key].items()))
-    for key in ("cache_vs_recompute", "chunk_length", "full_sequence"):
+    for key in ("cache_vs_recompute", "chunk_length", "precision", "full_sequence"):
         if key not in report:
             continue
         lines.append(f"\n**{key}**")
-        lines += ["- " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k != "stage_s") for row in report[key]]
+        lines += [
+            "- " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k not in ("stage_s", "stage_cpu_s"))
+            for row in report[key]
+        ]
     return "\n".join(lines)
 
 

@@ -14,6 +14,12 @@ pre-trained image backbone (Arc2Face / SD-1.5) keeps its weights and names:
 Both read a per-forward ``AttentionContext`` passed as ``cross_attention_kwargs={"context": ...}``.
 Inputs are always 3-D ``[B*F, N, C]`` here (diffusers transformer blocks), so the 4-D and
 group-norm branches of the stock processors are not needed.
+
+Inference shortcuts (docs/performance.md), all exact and all skipped while gradients are
+recorded, so training sees the plain computation: the per-stream cross-attention runs as one
+score product with a softmax per stream segment; condition keys/values are kept across the
+denoising steps of a chunk; cached context keys (with their age bias) are assembled once per
+chunk. ``AttentionContext.attention_dtype`` optionally runs the attention products in bf16.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class AttentionContext:
     cache: KVCache | None = None
     cfg_groups: int = 1
     capture: dict[str, torch.Tensor] | None = field(default=None)
+    attention_dtype: torch.dtype | None = None
 
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -52,6 +59,25 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     return rearrange(x, "b h n d -> b n (h d)")
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, dtype: torch.dtype | None = None):
+    """Multi-head attention ``[B, Nq, C]`` × ``[B, Nk, C]`` → ``[B, Nq, C]`` (SDPA).
+
+    ``dtype`` (e.g. bf16) runs the product in that precision and returns the input's dtype.
+    """
+    out_dtype = q.dtype
+    if dtype is not None and dtype != q.dtype:
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    out = F.scaled_dot_product_attention(_heads(q, heads), _heads(k, heads), _heads(v, heads))
+    return _merge_heads(out).to(out_dtype)
+
+
+def _memo_stamp(*tensors: torch.Tensor) -> tuple[int, ...] | None:
+    """Version counters that invalidate a memo; None (no memo) while gradients are recorded."""
+    if torch.is_grad_enabled() or any(t.is_inference() for t in tensors):
+        return None
+    return tuple(t._version for t in tensors)
 
 
 class ExtendedSelfAttnProcessor(nn.Module):
@@ -81,17 +107,35 @@ class ExtendedSelfAttnProcessor(nn.Module):
         q = rearrange(attn.to_q(hidden_states), "(b f) n c -> b (f n) c", f=frames)
         k = rearrange(attn.to_k(hidden_states), "(b f) n c -> b (f n) c", f=frames)
         v = rearrange(attn.to_v(hidden_states), "(b f) n c -> b (f n) c", f=frames)
-        past = context.cache.read(self.name) if context.cache is not None else None
+        past = self.context_keys_values(context.cache, context.cfg_groups) if context.cache is not None else None
         if past is not None:
-            past_k, past_v, ages = past
-            tokens_per_frame = past_k.shape[1] // len(ages)
-            age_bias = self.age_embedding[ages.clamp(max=len(self.age_embedding) - 1)]  # [F_ctx, C]
-            past_k = past_k + repeat(age_bias, "f c -> (f n) c", n=tokens_per_frame).to(past_k.dtype)
-            k = torch.cat([repeat(past_k, "b m c -> (g b) m c", g=context.cfg_groups), k], dim=1)
-            v = torch.cat([repeat(past_v, "b m c -> (g b) m c", g=context.cfg_groups), v], dim=1)
-        out = F.scaled_dot_product_attention(_heads(q, attn.heads), _heads(k, attn.heads), _heads(v, attn.heads))
-        out = rearrange(_merge_heads(out), "b (f n) c -> (b f) n c", f=frames)
+            k = torch.cat([past[0], k.to(past[0].dtype)], dim=1)
+            v = torch.cat([past[1], v.to(past[1].dtype)], dim=1)
+        out = attend(q, k, v, attn.heads, context.attention_dtype)
+        out = rearrange(out, "b (f n) c -> (b f) n c", f=frames)
         return attn.to_out[1](attn.to_out[0](out))
+
+    def context_keys_values(self, cache: KVCache, groups: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Cached keys (plus their age bias) and values ``[G*B, M, C]``, repeated for the CFG groups.
+
+        Without gradients they are assembled once per cache state (``KVCache.memo``) and reused
+        by every denoising step of the chunk.
+        """
+        stamp = _memo_stamp(self.age_embedding)
+        key = (self.name, groups)
+        if stamp is not None and cache.memo.get(key, (None,))[0] == stamp:
+            return cache.memo[key][1]
+        past = cache.read(self.name)
+        if past is None:
+            return None
+        past_k, past_v, ages = past
+        tokens_per_frame = past_k.shape[1] // len(ages)
+        age_bias = self.age_embedding[ages.clamp(max=len(self.age_embedding) - 1)]  # [F_ctx, C]
+        past_k = past_k + repeat(age_bias, "f c -> (f n) c", n=tokens_per_frame).to(past_k.dtype)
+        kv = (repeat(past_k, "b m c -> (g b) m c", g=groups), repeat(past_v, "b m c -> (g b) m c", g=groups))
+        if stamp is not None:
+            cache.memo[key] = (stamp, kv)
+        return kv
 
 
 class DecoupledCrossAttnProcessor(nn.Module):
@@ -100,6 +144,10 @@ class DecoupledCrossAttnProcessor(nn.Module):
     ``stream_tokens`` lists how many tokens each stream contributes, in the order they are
     concatenated in ``encoder_hidden_states`` (identity first). Stream 0 uses the backbone's
     ``to_k``/``to_v``; the others own theirs, with ``to_v`` zero-initialised.
+
+    The streams are computed together: one query-key product over every condition token, a
+    softmax within each stream's segment, one product with the values (which sums the
+    streams) — the same numbers as one attention call per stream, in two matrix products.
     """
 
     def __init__(self, stream_tokens: tuple[int, ...], cross_dim: int, inner_dim: int):
@@ -110,16 +158,34 @@ class DecoupledCrossAttnProcessor(nn.Module):
         for layer in self.to_v_extra:
             nn.init.zeros_(layer.weight)
 
+        self._memo: tuple | None = None  # (conditions, version stamp, (keys, values)), inference only
+
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, context=None):
-        streams = torch.split(encoder_hidden_states, list(self.stream_tokens), dim=1)
         q = _heads(attn.to_q(hidden_states), attn.heads)
-        to_k = [attn.to_k, *self.to_k_extra]
-        to_v = [attn.to_v, *self.to_v_extra]
-        out = 0
-        for tokens, key_proj, value_proj in zip(streams, to_k, to_v, strict=True):
-            k, v = _heads(key_proj(tokens), attn.heads), _heads(value_proj(tokens), attn.heads)
-            out = out + F.scaled_dot_product_attention(q, k, v)
+        k, v = self.keys_values(attn, encoder_hidden_states)  # [B, H, N_cond, d]
+        # Scores laid out [B, H, N_cond, N_q]: the softmax then runs along a long contiguous
+        # axis (a softmax over a handful of keys along the last axis is ~8x slower on CPU).
+        scores = torch.matmul(k.to(q.dtype), q.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+        probs = torch.cat([s.softmax(dim=-2) for s in scores.split(self.stream_tokens, dim=-2)], dim=-2)
+        out = torch.matmul(probs.transpose(-1, -2), v.to(probs.dtype))
         return attn.to_out[1](attn.to_out[0](_merge_heads(out)))
+
+    def keys_values(self, attn, conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every stream's keys and values ``[B, H, N_cond, d]``, each by its own projection.
+
+        Without gradients they are kept for as long as the same (unmodified) conditions
+        tensor comes back — the denoising steps of one chunk.
+        """
+        to_k, to_v = [attn.to_k, *self.to_k_extra], [attn.to_v, *self.to_v_extra]
+        stamp = _memo_stamp(conditions, *(p.weight for p in (*to_k, *to_v)))
+        if stamp is not None and self._memo is not None and self._memo[0] is conditions and self._memo[1] == stamp:
+            return self._memo[2]
+        streams = torch.split(conditions, list(self.stream_tokens), dim=1)
+        k = torch.cat([proj(tokens) for proj, tokens in zip(to_k, streams, strict=True)], dim=1)
+        v = torch.cat([proj(tokens) for proj, tokens in zip(to_v, streams, strict=True)], dim=1)
+        kv = (_heads(k, attn.heads), _heads(v, attn.heads))
+        self._memo = (conditions, stamp, kv) if stamp is not None else None
+        return kv
 
 
 class CaptureSelfAttnProcessor(nn.Module):
@@ -136,6 +202,6 @@ class CaptureSelfAttnProcessor(nn.Module):
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, context=None):
         if context is not None and context.capture is not None:
             context.capture[self.name] = hidden_states
-        q, k, v = (_heads(proj(hidden_states), attn.heads) for proj in (attn.to_q, attn.to_k, attn.to_v))
-        out = _merge_heads(F.scaled_dot_product_attention(q, k, v))
+        q, k, v = (proj(hidden_states) for proj in (attn.to_q, attn.to_k, attn.to_v))
+        out = attend(q, k, v, attn.heads, context.attention_dtype if context is not None else None)
         return attn.to_out[1](attn.to_out[0](out))

@@ -9,6 +9,10 @@ denoising step of every later chunk (Self-Forcing / CausVid style).
 Eviction policy, in one place (``append``): sink frames (the reference image, or the first
 generated frame when there is none) are kept for ever; other frames enter a window that
 keeps only the most recent ``window_frames``. Memory is therefore flat in video length.
+
+``memo`` lets the attention layers keep what they assemble from the cache (keys with their
+age bias, repeated for CFG groups) for as long as the cache does not change: every denoising
+step of a chunk reads the same context. ``append`` and ``reset`` clear it.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ class KVCache:
     window_frames: int | None = 8
     sink: dict[str, LayerKV] = field(default_factory=dict)
     window: dict[str, LayerKV] = field(default_factory=dict)
+    memo: dict = field(default_factory=dict, repr=False)
 
     def reset(self) -> None:
         self.sink.clear()
         self.window.clear()
+        self.memo.clear()
 
     @property
     def num_sink(self) -> int:
@@ -48,6 +54,7 @@ class KVCache:
 
     def append(self, layers: dict[str, LayerKV]) -> None:
         """Add finished frames: fill the sink first, the rest rolls through the window."""
+        self.memo.clear()
         to_sink = max(0, min(self.sink_frames - self.num_sink, _num_frames(layers)))
         if to_sink:
             _extend(self.sink, {n: (k[:, :to_sink], v[:, :to_sink]) for n, (k, v) in layers.items()}, None)

@@ -71,7 +71,7 @@ def predict_x0(
     """One guided clean-sample estimate for a chunk ``[B,F,C,h,w]``."""
     groups = len(guidance.passes())
     batched = latents.repeat(groups, 1, 1, 1, 1)  # [G*B, F, C, h, w]
-    x0 = unet(batched, timestep, conditions, cache=cache, cfg_groups=groups)
+    x0 = unet(batched, timestep, conditions, cache=cache, cfg_groups=groups).to(latents.dtype)  # fp32 under autocast
     return guidance.combine(list(x0.chunk(groups)))
 
 

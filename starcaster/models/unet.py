@@ -82,6 +82,9 @@ class STARCasterUNet(ModelMixin, ConfigMixin):
         self.audio_proj = AudioProjector(audio_n_mels, 2 * audio_context + 1, cross_attention_dim)
         self.camera_proj = CameraProjector(cross_attention_dim, camera_tokens, camera_bands)
         self._install_processors()
+        # Inference-only: run the attention products in this dtype (bf16), None = the model's.
+        # Not part of the config or the weights; the pipeline's ``precision`` sets it.
+        self.attention_dtype: torch.dtype | None = None
 
     # -- construction -------------------------------------------------------------------
     def _make_identity_projector(self) -> nn.Module:
@@ -157,7 +160,9 @@ class STARCasterUNet(ModelMixin, ConfigMixin):
         """Noisy chunk ``[B,F,C,h,w]`` at ``timestep`` → predicted clean chunk ``[B,F,C,h,w]``."""
         batch, frames = latents.shape[:2]
         timesteps = _per_frame_timesteps(timestep, batch, frames, latents.device)
-        context = AttentionContext(frames=frames, cache=cache, cfg_groups=cfg_groups)
+        context = AttentionContext(
+            frames=frames, cache=cache, cfg_groups=cfg_groups, attention_dtype=self.attention_dtype
+        )
         x0 = self.backbone(
             latents.flatten(0, 1),  # [B*F, C, h, w]
             timesteps,
@@ -175,7 +180,7 @@ class STARCasterUNet(ModelMixin, ConfigMixin):
         augmentation); inference always encodes clean frames at t = 0.
         """
         batch, frames = clean.shape[:2]
-        context = AttentionContext(frames=1, capture={})
+        context = AttentionContext(frames=1, capture={}, attention_dtype=self.attention_dtype)
         self.reference_net(
             clean.flatten(0, 1),
             _per_frame_timesteps(timestep, batch, frames, clean.device),

@@ -188,6 +188,8 @@ def run_record(info: CheckpointInfo, settings: dict, *, inputs: dict) -> dict:
         "num_inference_steps": "--steps",
         "guidance_scale_audio": "--guidance-audio",
         "guidance_scale_identity": "--guidance-identity",
+        "guidance_scale_camera": "--guidance-camera",
+        "noise_sharing": "--noise-sharing",
         "context_frames": "--context-frames",
         "seed": "--seed",
         "fps": "--fps",

@@ -34,6 +34,10 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=4, help="denoising steps per chunk")
     p.add_argument("--guidance-audio", type=float, default=1.0)
     p.add_argument("--guidance-identity", type=float, default=1.0)
+    p.add_argument("--guidance-camera", type=float, default=1.0, help="camera CFG (2 holds the view better)")
+    p.add_argument(
+        "--noise-sharing", type=float, default=1.0, help="share of the starting noise common to all frames (0-1)"
+    )
     p.add_argument("--context-frames", type=int, default=8, help="rolling KV-cache window, in frames")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=25.0)
@@ -72,6 +76,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         num_inference_steps=args.steps,
         guidance_scale_audio=args.guidance_audio,
         guidance_scale_identity=args.guidance_identity,
+        guidance_scale_camera=args.guidance_camera,
+        noise_sharing=args.noise_sharing,
         context_frames=args.context_frames,
         generator=torch.Generator().manual_seed(args.seed),
         fps=args.fps,

@@ -51,6 +51,7 @@ class GenerationRequest:
     num_inference_steps: int = 4
     guidance_scale_audio: float = 1.0
     guidance_scale_identity: float = 1.0
+    guidance_scale_camera: float = 1.0
     generator: torch.Generator | None = None
     fps: float = 25
     output_type: str = "np"
@@ -171,9 +172,10 @@ class STARCasterPipeline(DiffusionPipeline):
             raise InputError(f"context_frames must be between 0 and {limit} for this checkpoint; got {context_frames}.")
         if not (math.isfinite(r.noise_sharing) and 0.0 <= r.noise_sharing <= 1.0):
             raise InputError(f"noise_sharing must be between 0 and 1; got {r.noise_sharing}.")
-        for name, scale in (("guidance_scale_audio", guidance.audio), ("guidance_scale_identity", guidance.identity)):
+        for stream in ("audio", "identity", "camera"):
+            scale = getattr(guidance, stream)
             if not (math.isfinite(scale) and 0.0 <= scale <= 20.0):
-                raise InputError(f"{name} must be between 0 and 20; got {scale}.")
+                raise InputError(f"guidance_scale_{stream} must be between 0 and 20; got {scale}.")
         for name, value in (("azimuth", r.azimuth), ("elevation", r.elevation)):
             try:
                 finite = bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64))))
@@ -302,7 +304,11 @@ class STARCasterPipeline(DiffusionPipeline):
         and audio before the first chunk exists (progress bars, streaming mp4 writing).
         """
         request = GenerationRequest(**settings)
-        guidance = Guidance(audio=float(request.guidance_scale_audio), identity=float(request.guidance_scale_identity))
+        guidance = Guidance(
+            audio=float(request.guidance_scale_audio),
+            identity=float(request.guidance_scale_identity),
+            camera=float(request.guidance_scale_camera),
+        )
         self.check_inputs(request, guidance)
         prep = self._prepare(request)
         return GenerationRun(
@@ -366,6 +372,7 @@ class STARCasterPipeline(DiffusionPipeline):
         num_inference_steps: int = 4,
         guidance_scale_audio: float = 1.0,
         guidance_scale_identity: float = 1.0,
+        guidance_scale_camera: float = 1.0,
         generator: torch.Generator | None = None,
         fps: float = 25,
         output_type: str = "np",
@@ -393,7 +400,8 @@ class STARCasterPipeline(DiffusionPipeline):
                 ``num_frames`` views of the moment ``sweep_time`` s, default the middle).
             chunk_length: frames generated per autoregressive chunk.
             num_inference_steps: DDIM steps per chunk (x0-prediction; 4 is the trained target).
-            guidance_scale_audio, guidance_scale_identity: per-stream CFG scales (1 = off).
+            guidance_scale_audio, guidance_scale_identity, guidance_scale_camera: per-stream CFG
+                scales (1 = off; each scale ≠ 1 costs one more UNet pass per step).
             generator: seeds the noise; same inputs and seed give bit-identical frames on CPU.
             context_frames: past frames kept in the rolling KV-cache window (plus one sink).
             output_type: ``"np"`` (uint8 frames) or ``"latent"``.

@@ -126,6 +126,7 @@ def test_shared_noise_removes_frame_to_frame_sampling_flicker(tiny_pipe, identit
         (dict(fps=0), "fps"),
         (dict(context_frames=99), "context_frames"),
         (dict(guidance_scale_audio=float("nan")), "guidance_scale_audio"),
+        (dict(guidance_scale_camera=-1.0), "guidance_scale_camera"),
         (dict(camera_path="spiral"), "camera_path"),
         (dict(noise_sharing=1.5), "noise_sharing"),
         (dict(noise_sharing=float("nan")), "noise_sharing"),
@@ -147,6 +148,33 @@ def test_guidance_runs_extra_passes_and_changes_the_output(tiny_pipe, speech_wav
         guidance_scale_identity=2.0,
     ).frames
     assert plain.shape == guided.shape and np.abs(plain - guided).max() > 1e-5
+
+
+def test_camera_guidance_combines_a_pass_without_the_camera():
+    from starcaster.models.sampling import Guidance
+
+    full, no_audio, none, no_camera = (torch.full((1,), v) for v in (4.0, 3.0, 1.0, 2.0))
+    assert len(Guidance(camera=2.0).passes()) == 2 and not Guidance(camera=2.0).passes()[1]["camera"]
+    assert Guidance(camera=2.0).combine([full, no_camera]).item() == 4.0 + (4.0 - 2.0)
+    every = Guidance(audio=2.0, identity=3.0, camera=1.5)
+    assert [p["camera"] for p in every.passes()] == [True, True, True, False]
+    expected = 1.0 + 3.0 * (3.0 - 1.0) + 2.0 * (4.0 - 3.0) + 0.5 * (4.0 - 2.0)
+    assert every.combine([full, no_audio, none, no_camera]).item() == expected
+
+
+def test_camera_guidance_changes_the_output(tiny_pipe, speech_wave, identity_vector):
+    import copy
+
+    from starcaster.training.steps import trainable_parameters
+
+    pipe = copy.deepcopy(tiny_pipe)  # the random camera stream starts at zero: give it weights
+    with torch.no_grad():
+        for param in trainable_parameters(pipe.unet, "camera"):
+            param.copy_(torch.randn_like(param) * 0.2)
+    kwargs = dict(output_type="latent", azimuth=40.0)
+    plain = _run(pipe, speech_wave, identity_vector, **kwargs).frames
+    guided = _run(pipe, speech_wave, identity_vector, guidance_scale_camera=2.0, **kwargs).frames
+    assert np.abs(plain - guided).max() > 1e-5
 
 
 def test_image_mode_uses_the_reference_as_cache_sink(tiny_pipe, speech_wave):

@@ -102,6 +102,18 @@ def rss_mb(pid: int | None = None) -> float:
     return psutil.Process(pid or os.getpid()).memory_info().rss / 2**20
 
 
+def settled_rss_mb() -> float:
+    """RSS after a garbage collection and after glibc returned its free heap pages to the OS
+    (``malloc_trim``), so the figure is memory in use, not the allocator's high-water mark."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return rss_mb()
+
+
 def format_table(results: list[Result]) -> str:
     """A Markdown table: case → channel → outcome → message (shortened)."""
     rows = ["| # | case | kind | channel | outcome | pass | message |", "|---|---|---|---|---|---|---|"]

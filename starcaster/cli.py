@@ -205,6 +205,8 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--drift-seconds", type=float, default=0.0, help="also a long clip for identity_drift (60 in the protocol)"
     )
+    p.add_argument("--guidance-camera", type=float, default=1.0, help="camera CFG scale of the model row")
+    p.add_argument("--noise-sharing", type=float, default=1.0, help="shared starting noise of the model row")
     p.add_argument("--out", default=None, help="write results JSON here")
 
 
@@ -225,7 +227,12 @@ def _run_eval(args: argparse.Namespace) -> int:
         pipe = STARCasterPipeline.from_pretrained(args.checkpoint, revision=args.revision)
         pipe.set_progress_bar_config(disable=True)
     config = EvalConfig(
-        max_clips=args.max_clips, seconds=args.seconds, mode=args.mode, drift_seconds=args.drift_seconds
+        max_clips=args.max_clips,
+        seconds=args.seconds,
+        mode=args.mode,
+        drift_seconds=args.drift_seconds,
+        guidance_scale_camera=args.guidance_camera,
+        noise_sharing=args.noise_sharing,
     )
     results = run_benchmark(split_dir, pipe, config)
     print(format_table(results))

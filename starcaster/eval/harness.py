@@ -8,7 +8,7 @@ Rows of the table:
 - ``model`` — the pipeline, called once per (clip, camera) with that camera's azimuth/elevation.
 
 The model is called as ``pipe(audio=, identity_embedding=, image=, azimuth=, elevation=,
-chunk_length=, num_inference_steps=, generator=, fps=)`` and must return ``.frames`` uint8
+chunk_length=, num_inference_steps=, guidance_scale_camera=, noise_sharing=, generator=, fps=)`` and must return ``.frames`` uint8
 ``[T, H, W, 3]``; ``pipe.encode_identity(PIL.Image) → (512,)`` gives the requested identity.
 """
 
@@ -51,6 +51,8 @@ class EvalConfig:
     seconds: float | None = None  # cut sequences to this length (None = full)
     chunk_length: int = 4
     num_inference_steps: int = 4
+    guidance_scale_camera: float = 1.0
+    noise_sharing: float = 1.0
     seed: int = 0
     mode: str = "reference"  # "reference": image + its embedding; "embedding": identity embedding only
     identity_encoder: str = "expert"  # "expert" (comparable across rows) or "pipeline" (the checkpoint's)
@@ -214,6 +216,8 @@ def pipeline_videos(pipe, sequences: list[EvalSequence], fps: float, config: Eva
             elevation=seq["elevation"],
             chunk_length=config.chunk_length,
             num_inference_steps=config.num_inference_steps,
+            guidance_scale_camera=config.guidance_scale_camera,
+            noise_sharing=config.noise_sharing,
             generator=torch.Generator().manual_seed(config.seed),
             fps=fps,
         )
@@ -283,6 +287,7 @@ def run_benchmark(split_dir: str | Path, pipe=None, config: EvalConfig | None = 
         "sequences": len(sequences),
         "fps": fps,
         "frames": sum(len(s["frames"]) for s in sequences),
+        "settings": {k: v for k, v in vars(config).items() if k != "weights"},
     }
     return {"rows": results, "meta": meta}
 

@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--out", default="docs/results")
     parser.add_argument("--max-clips", type=int, default=2)
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
+    parser.add_argument("--guidance-camera", type=float, default=1.0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = load_config(args.config, out=args.run)
@@ -50,7 +51,11 @@ def main() -> None:
         stage, mode = ROWS[name]
         unet = STARCasterUNet.from_pretrained(cfg.out / stage / "final")
         pipe = assemble_pipeline(cfg, unet, vae, encoder)
-        result = evaluate_pipeline(pipe, Path(args.data) / "test", EvalConfig(max_clips=args.max_clips, mode=mode))
+        result = evaluate_pipeline(
+            pipe,
+            Path(args.data) / "test",
+            EvalConfig(max_clips=args.max_clips, mode=mode, guidance_scale_camera=args.guidance_camera),
+        )
         slug = name.split(" (")[0].replace(" ", "_") + f"_{mode}"
         (out / f"ablation_{slug}.json").write_text(json.dumps(result, indent=1, default=float))
         print(name, json.dumps({k: round(float(v), 3) for k, v in result.items()}))

@@ -114,4 +114,8 @@ def refine_decoder(cfg: RecipeConfig, vae: AutoencoderKL) -> AutoencoderKL:
 
 
 def load_vae(out: Path) -> AutoencoderKL:
-    return AutoencoderKL.from_pretrained(out / "vae" / "final").eval().requires_grad_(False)
+    """The run's VAE: the refined decoder's when the ``decoder`` stage ran, else stage 0's."""
+    folder = (
+        out / "decoder" / "final" if (out / "decoder" / "final" / "config.json").is_file() else out / "vae" / "final"
+    )
+    return AutoencoderKL.from_pretrained(folder).eval().requires_grad_(False)

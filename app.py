@@ -57,6 +57,7 @@ PREVIEW_ROWS = 6  # the preview shows the latest chunks, one row each
 RETURNED_FILES_TTL_S = 60.0
 CACHE_SWEEP = (1800, 3600)  # delete_cache: every 30 min, files older than 1 h
 EMBEDDING_TYPES = [".npy", ".pt", ".pth", ".safetensors", ".json"]
+WORK_DIR_PREFIX = "starcaster-app-"  # + pid: a dead process's folder is removed by the next start
 MAX_FILE_SIZE = "25mb"  # per upload: a long phone photo or 2 min of 48 kHz stereo WAV fit; more is refused
 
 CSS = """
@@ -499,7 +500,10 @@ def create_demo(
 ) -> gr.Blocks:
     """Build the Blocks app around a loaded ``STARCasterPipeline`` (does not launch it)."""
     info = info or CheckpointInfo(label=str(pipe.config.get("_name_or_path") or "in-memory pipeline"), revision=None)
-    work_dir = Path(work_dir or tempfile.mkdtemp(prefix="starcaster-app-"))
+    if work_dir is None:
+        _remove_stale_work_dirs(Path(tempfile.gettempdir()))
+        work_dir = Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-"))
+    work_dir = Path(work_dir)
     app = DemoApp(pipe, info, max_audio_seconds, work_dir)
     with gr.Blocks(title="STARCaster", delete_cache=CACHE_SWEEP) as demo:
         _header(app)
@@ -540,6 +544,24 @@ def create_demo(
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency_limit)
     demo.starcaster_app = app  # for tests and tools
     return demo
+
+
+def _remove_stale_work_dirs(root: Path) -> None:
+    """Delete the work dirs of app processes that died without cleaning up (SIGKILL, OOM, power)."""
+    for folder in root.glob(f"{WORK_DIR_PREFIX}*-*"):
+        pid = folder.name[len(WORK_DIR_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _header(app: DemoApp) -> None:

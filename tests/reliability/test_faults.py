@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.helpers import serve
@@ -345,3 +346,75 @@ def test_video_writer_ffmpeg_failing_at_the_end_is_not_complete(tmp_path):
         writer._writer.proc.kill()
         writer._writer.proc.wait()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_real_process_killed_mid_run_restarts_cleanly(tiny_checkpoint, tmp_path):
+    """``python app.py`` killed with SIGKILL in the middle of a generation, then started again:
+    it serves at once, an example runs, and the example files are unchanged."""
+    from gradio_client import Client, handle_file
+
+    from tests.helpers import free_port
+
+    examples_before = _tree_hash(ROOT / "examples")
+    env = dict(os.environ, STARCASTER_APP_CACHE=str(tmp_path / "cache"), TMPDIR=str(tmp_path))
+
+    def start() -> tuple[subprocess.Popen, str]:
+        port = free_port()
+        log = open(tmp_path / f"app-{port}.log", "w")  # noqa: SIM115 — closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, "app.py", "--checkpoint", str(tiny_checkpoint), "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if httpx.get(url + "config", timeout=2).status_code == 200:
+                    return proc, url
+            assert proc.poll() is None, (tmp_path / f"app-{port}.log").read_text()
+            time.sleep(0.5)
+        proc.kill()
+        raise AssertionError("the app did not start within 120 s")
+
+    example = (
+        handle_file(str(ROOT / "examples" / "portraits" / "portrait_0.png")),
+        None,
+        handle_file(str(ROOT / "examples" / "audio" / "hello.wav")),
+    )
+    proc, url = start()
+    try:
+        job = Client(url, verbose=False).submit(*example, api_name="/generate", chunk_length=1, fps=30)
+        while not job.outputs():
+            time.sleep(0.05)
+        proc.kill()  # SIGKILL mid-generation: no cleanup code runs
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    stale = list(tmp_path.glob("starcaster-app-*"))
+    assert stale  # the killed process could not remove its work dir …
+    proc, url = start()
+    try:
+        assert not [p for p in stale if p.exists()]  # … the next start did
+        out = Client(url, verbose=False).predict(*example, api_name="/generate", **FAST)
+        assert out[4].startswith("Done:")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert _tree_hash(ROOT / "examples") == examples_before
+
+
+def test_work_dirs_of_dead_processes_are_removed(tmp_path):
+    import app
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{app.WORK_DIR_PREFIX}{finished.stdout.strip()}-abc"
+    alive = tmp_path / f"{app.WORK_DIR_PREFIX}{os.getpid()}-def"
+    other = tmp_path / f"{app.WORK_DIR_PREFIX}notapid"
+    for folder in (dead, alive, other):
+        (folder / "session").mkdir(parents=True)
+    app._remove_stale_work_dirs(tmp_path)
+    assert not dead.exists() and alive.exists() and other.exists()

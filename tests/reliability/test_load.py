@@ -20,7 +20,7 @@ import pytest
 import soundfile as sf
 
 from tests.helpers import serve
-from tests.reliability.corpus import PORTRAIT
+from tests.reliability.corpus import PORTRAIT, SPEECH
 from tests.reliability.harness import rss_mb
 from tests.reliability.rawhttp import FAST
 
@@ -113,18 +113,16 @@ def test_concurrent_users(tiny_pipe, short_speech, tmp_path, rounds):
         assert not [p for p in demo.starcaster_app.work_dir.rglob("*.mp4")]  # every run cleaned up
 
 
-def test_full_queue_refuses_clearly(tiny_pipe, short_speech):
+def test_full_queue_refuses_clearly(tiny_pipe):
     """Queue of 2, one generation at a time: of 6 simultaneous requests 3 are served (1 running +
     2 waiting) and the rest are refused at once with Gradio's "Queue is full" message."""
     from gradio_client import Client, handle_file
 
     with serve(tiny_pipe, max_audio_seconds=3.0, queue_size=2) as (_, url):
         clients = [Client(url, verbose=False) for _ in range(6)]
-        slow = dict(FAST, num_inference_steps=4, chunk_length=1)  # long enough for the queue to fill
+        slow = dict(FAST, num_inference_steps=4, chunk_length=1)  # 21 one-frame chunks: seconds per job
         jobs = [
-            client.submit(
-                handle_file(str(PORTRAIT)), None, handle_file(str(short_speech)), api_name="/generate", **slow
-            )
+            client.submit(handle_file(str(PORTRAIT)), None, handle_file(str(SPEECH)), api_name="/generate", **slow)
             for client in clients
         ]
         outcomes = []

@@ -79,3 +79,31 @@ def test_bad_input_corpus(served_app, api_client, tiny_checkpoint, tmp_path):
     assert not [p for p in work_dir.rglob("*.partial*")]
     assert _temp_leftovers() <= temp_before
     assert after_mb - baseline_mb < MEMORY_SLACK_MB, summary
+
+
+def test_cli_bad_input_in_a_real_process(tiny_checkpoint, tmp_path):
+    """The CLI channel above runs ``main()`` in-process; here once as a user runs it: one line, exit 2."""
+    import subprocess
+    import sys
+
+    from tests.reliability.corpus import ROOT, make_text_as_wav
+
+    args = [
+        "generate",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--image",
+        str(PORTRAIT),
+        "--out",
+        str(tmp_path / "x.mp4"),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "starcaster", *args, "--audio", str(make_text_as_wav(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: notes.wav is not a readable audio file")
+    assert "Traceback" not in result.stderr and not (tmp_path / "x.mp4").exists()

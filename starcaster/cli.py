@@ -259,12 +259,13 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--precision-seconds", type=float, default=10.0, help="clip length of the fp32-vs-bf16 section")
     p.add_argument("--out", default="docs/benchmarks", help="folder for bench.json, bench.md and bench.png")
+    p.add_argument("--profile", default=None, help="also write torch.profiler top-op tables to this file")
 
 
 def _run_bench(args: argparse.Namespace) -> int:
     import json
 
-    from .eval.benchmark import BenchConfig, format_report, plot, run
+    from .eval.benchmark import BenchConfig, format_report, load, plot, profile_tables, run
 
     config = BenchConfig(
         checkpoint=args.checkpoint,
@@ -286,6 +287,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     table = format_report(report)
     (out / "bench.md").write_text(table + "\n")
     plot(report, out / "bench.png")
+    if args.profile:
+        Path(args.profile).write_text(profile_tables(load(args.checkpoint, args.threads)))
     print(table)
     return 0
 

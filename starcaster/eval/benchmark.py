@@ -183,6 +183,55 @@ def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=N
 _CPU_ATTENTION_FLOPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
 
 
+def _denoiser_inputs(unet, chunk_length: int = 4, context: int = 9):
+    """A chunk's latents and conditions, and a cache holding ``context`` frames (window + sink)."""
+    cfg = unet.config
+    latents = torch.randn(1, chunk_length, cfg.latent_channels, cfg.sample_size, cfg.sample_size)
+
+    def conditions(frames: int) -> torch.Tensor:
+        return unet.encode_conditions(
+            torch.ones(1, cfg.identity_embed_dim),
+            torch.zeros(1, frames, 2 * cfg.audio_context + 1, cfg.audio_n_mels),
+            torch.zeros(1, frames, 2),
+        )
+
+    cache = unet.new_cache(window_frames=context - 1)
+    cache.append(unet.encode_context(torch.randn(1, context, *latents.shape[2:]), conditions(context)))
+    return latents, conditions(chunk_length), cache
+
+
+@torch.no_grad()
+def profile_tables(pipe, rows: int = 14) -> str:
+    """``torch.profiler`` top-op tables: one denoiser forward and one chunk of generation, fp32 and bf16."""
+    from torch.profiler import ProfilerActivity, profile
+
+    latents, conditions, cache = _denoiser_inputs(pipe.unet)
+    parts = []
+    for precision in ("fp32", "bf16"):
+        with pipe.precision(precision):
+            for _ in range(2):
+                pipe.unet(latents, 500, conditions, cache)
+            with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+                pipe.unet(latents, 500, conditions, cache)
+        averages = prof.key_averages(group_by_input_shape=True)
+        parts += [
+            f"## One denoiser forward, {precision} (chunk 4, cache 9 frames)",
+            averages.table("self_cpu_time_total", rows),
+        ]
+        identity = np.ones(pipe.unet.config.identity_embed_dim, np.float32)
+        run = pipe.start(audio=speech_like(1.0), identity_embedding=identity, precision=precision)
+        chunks = iter(run.chunks)
+        for _ in range(3):  # the cache fills (sink + 8 frames)
+            next(chunks)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            next(chunks)
+        parts += [
+            f"## One chunk of generation, {precision} (4 frames, full cache)",
+            prof.key_averages().table("self_cpu_time_total", rows),
+        ]
+    return "\n\n".join(parts) + "\n"
+
+
 @torch.no_grad()
 def denoiser_utilisation(pipe, chunk_length: int = 4, context: int = 9, repeats: int = 10) -> dict:
     """GFLOP/s of one denoiser forward with a full cache (window 8 + sink), vs the matmul peaks.
@@ -191,20 +240,8 @@ def denoiser_utilisation(pipe, chunk_length: int = 4, context: int = 9, repeats:
     ``precision="bf16"``; each is compared with the ``torch.mm`` peak of its own dtype, and
     the bf16 forward with the fp32 peak as well (the speed-up it buys on this CPU).
     """
-    unet, cfg = pipe.unet, pipe.unet.config
-    latents = torch.randn(1, chunk_length, cfg.latent_channels, cfg.sample_size, cfg.sample_size)
-    conditions = unet.encode_conditions(
-        torch.ones(1, cfg.identity_embed_dim),
-        torch.zeros(1, chunk_length, 2 * cfg.audio_context + 1, cfg.audio_n_mels),
-        torch.zeros(1, chunk_length, 2),
-    )
-    cache = unet.new_cache(window_frames=context - 1)
-    ctx_conditions = unet.encode_conditions(
-        torch.ones(1, cfg.identity_embed_dim),
-        torch.zeros(1, context, 2 * cfg.audio_context + 1, cfg.audio_n_mels),
-        torch.zeros(1, context, 2),
-    )
-    cache.append(unet.encode_context(torch.randn(1, context, *latents.shape[2:]), ctx_conditions))
+    unet = pipe.unet
+    latents, conditions, cache = _denoiser_inputs(unet, chunk_length, context)
     counter = FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION_FLOPS)
     with counter:
         unet(latents, 500, conditions, cache)
@@ -291,13 +328,18 @@ def _scaling_summary(rows: list[dict]) -> dict:
     good = [r for r in rows if "error" not in r]
     if len(good) < 2:
         return {}
-    summary = {"scaling_fit": linear_fit([r["seconds"] for r in good], [r["wall_s"] for r in good])}
+    seconds = [r["seconds"] for r in good]
+    summary = {"scaling_fit": linear_fit(seconds, [r["wall_s"] for r in good])}
+    if all("cpu_s" in r for r in good):
+        summary["scaling_fit_cpu"] = linear_fit(seconds, [r["cpu_s"] for r in good])
     by = {r["seconds"]: r for r in good}
     if 60 in by and 10 in by:
         summary["ratios"] = {
             "time_60_over_10": by[60]["wall_s"] / by[10]["wall_s"],
             "peak_rss_60_over_10": by[60]["peak_rss_mb"] / by[10]["peak_rss_mb"],
         }
+        if "cpu_s" in by[60] and "cpu_s" in by[10]:
+            summary["ratios"]["cpu_time_60_over_10"] = by[60]["cpu_s"] / by[10]["cpu_s"]
     summary["stages"] = _stage_rtf(max(good, key=lambda r: r["seconds"]))
     return summary
 
@@ -364,14 +406,15 @@ def _stage_rtf(row: dict) -> dict:
 
 
 def format_report(report: dict) -> str:
-    lines = ["| audio s | frames | wall s | peak RSS MB |", "|---|---|---|---|"]
+    lines = ["| audio s | frames | wall s | CPU s | peak RSS MB |", "|---|---|---|---|---|"]
     lines += [
-        f"| {r.get('seconds', '?')} | {r.get('frames', '-')} | {r.get('wall_s', float('nan')):.2f} | {r.get('peak_rss_mb', float('nan')):.0f} |"
+        f"| {r.get('seconds', '?')} | {r.get('frames', '-')} | {r.get('wall_s', float('nan')):.2f} "
+        f"| {r.get('cpu_s', float('nan')):.2f} | {r.get('peak_rss_mb', float('nan')):.0f} |"
         if "error" not in r
-        else f"| ? | error: {r['error']} | | |"
+        else f"| ? | error: {r['error']} | | | |"
         for r in report["scaling"]
     ]
-    for key in ("scaling_fit", "ratios", "utilisation", "stages", "gpu"):
+    for key in ("scaling_fit", "scaling_fit_cpu", "ratios", "utilisation", "stages", "gpu"):
         if key in report:
             lines.append(f"\n**{key}**: " + ", ".join(f"{k}={_fmt(v)}" for k, v in report[key].items()))
     for key in ("cache_vs_recompute", "chunk_length", "precision", "full_sequence"):
@@ -398,6 +441,8 @@ def plot(report: dict, path: Path) -> Path:
     good = [r for r in report["scaling"] if "error" not in r]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     left.plot([r["seconds"] for r in good], [r["wall_s"] for r in good], "o-", label="AR + KV cache (streaming)")
+    if all("cpu_s" in r for r in good):
+        left.plot([r["seconds"] for r in good], [r["cpu_s"] for r in good], "o:", label="AR + KV cache, CPU time")
     full = [r for r in report.get("full_sequence", []) if "error" not in r]
     left.plot([r["seconds"] for r in full], [r["wall_s"] for r in full], "s--", label="full-sequence pass")
     left.set(xlabel="audio seconds", ylabel="wall seconds", title="time vs length")

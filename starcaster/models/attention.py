@@ -73,11 +73,12 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, dtype:
     return _merge_heads(out).to(out_dtype)
 
 
-def _memo_stamp(*tensors: torch.Tensor) -> tuple[int, ...] | None:
-    """Version counters that invalidate a memo; None (no memo) while gradients are recorded."""
+def _memo_stamp(*tensors: torch.Tensor) -> tuple | None:
+    """Version counters (and the autocast state) that invalidate a memo; None (no memo) while
+    gradients are recorded."""
     if torch.is_grad_enabled() or any(t.is_inference() for t in tensors):
         return None
-    return tuple(t._version for t in tensors)
+    return (torch.is_autocast_enabled(tensors[0].device.type), *(t._version for t in tensors))
 
 
 class ExtendedSelfAttnProcessor(nn.Module):

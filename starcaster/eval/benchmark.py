@@ -152,11 +152,12 @@ def full_sequence_pass(pipe, seconds: float, steps: int) -> dict:
     noise = torch.randn(
         1, frames, cfg.latent_channels, cfg.sample_size, cfg.sample_size, generator=torch.Generator().manual_seed(0)
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     conditions = guided_conditions(pipe.unet, identity, features, views, Guidance())
     clean = denoise_chunk(pipe.unet, pipe.scheduler, noise, conditions, None, steps)
     pipe.decode_latents(clean[0])
-    return {"seconds": seconds, "frames": frames, "wall_s": time.perf_counter() - started}
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return {"seconds": seconds, "frames": frames, "wall_s": wall, "cpu_s": cpu}
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
@@ -354,6 +355,9 @@ def _cache_row(pipe, seconds: float, precision: str = "fp32") -> dict:
         "cache_s": cached["wall_s"],
         "recompute_window_s": window["wall_s"],
         "recompute_history_s": history["wall_s"],
+        "cache_cpu_s": cached["cpu_s"],
+        "recompute_window_cpu_s": window["cpu_s"],
+        "recompute_history_cpu_s": history["cpu_s"],
         "speedup_vs_history": history["wall_s"] / cached["wall_s"],
         "speedup_vs_history_cpu": history["cpu_s"] / cached["cpu_s"],
     }

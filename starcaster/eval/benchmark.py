@@ -444,15 +444,21 @@ def plot(report: dict, path: Path) -> Path:
 
     good = [r for r in report["scaling"] if "error" not in r]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.plot([r["seconds"] for r in good], [r["wall_s"] for r in good], "o-", label="AR + KV cache (streaming)")
+    left.plot(
+        [r["seconds"] for r in good], [r["wall_s"] for r in good], "o-", color="C0", label="AR + KV cache (streaming)"
+    )
     if all("cpu_s" in r for r in good):
-        left.plot([r["seconds"] for r in good], [r["cpu_s"] for r in good], "o:", label="AR + KV cache, CPU time")
+        left.plot(
+            [r["seconds"] for r in good], [r["cpu_s"] for r in good], "o:", color="C1", label="AR + KV cache, CPU time"
+        )
     full = [r for r in report.get("full_sequence", []) if "error" not in r]
-    left.plot([r["seconds"] for r in full], [r["wall_s"] for r in full], "s--", label="full-sequence pass")
-    left.set(xlabel="audio seconds", ylabel="wall seconds", title="time vs length")
+    left.plot([r["seconds"] for r in full], [r["wall_s"] for r in full], "s--", color="C2", label="full-sequence pass")
+    left.set(xlabel="audio seconds", ylabel="seconds (wall, or CPU)", title="time vs length")
     left.legend()
-    right.plot([r["seconds"] for r in good], [r["peak_rss_mb"] for r in good], "o-", label="AR + KV cache")
-    right.plot([r["seconds"] for r in full], [r["peak_rss_mb"] for r in full], "s--", label="full-sequence pass")
+    right.plot([r["seconds"] for r in good], [r["peak_rss_mb"] for r in good], "o-", color="C0", label="AR + KV cache")
+    right.plot(
+        [r["seconds"] for r in full], [r["peak_rss_mb"] for r in full], "s--", color="C2", label="full-sequence pass"
+    )
     right.set(xlabel="audio seconds", ylabel="peak RSS (MB)", title="memory vs length")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

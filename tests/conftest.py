@@ -19,6 +19,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from tests.helpers import serve  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def tiny_pipe():
@@ -51,3 +53,17 @@ def identity_vector():
     rng = np.random.default_rng(7)
     vector = rng.standard_normal(512).astype(np.float32)
     return vector / np.linalg.norm(vector)
+
+
+@pytest.fixture(scope="module")
+def served_app(tiny_pipe):
+    """``(demo, url)``: the app on the tiny pipeline (one server per test module), 3 s audio limit, queue of 8."""
+    with serve(tiny_pipe, max_audio_seconds=3.0, queue_size=8) as (demo, url):
+        yield demo, url
+
+
+@pytest.fixture(scope="module")
+def api_client(served_app, tmp_path_factory):
+    from gradio_client import Client
+
+    return Client(served_app[1], verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))

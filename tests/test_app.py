@@ -18,8 +18,6 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from tests.helpers import serve
-
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -29,16 +27,13 @@ FAST = dict(chunk_length=4, num_inference_steps=2, fps=10)  # the tiny model at 
 
 
 @pytest.fixture(scope="module")
-def served(tiny_pipe):
-    with serve(tiny_pipe, max_audio_seconds=3.0, queue_size=8) as (demo, url):
-        yield demo, url
+def served(served_app):
+    return served_app  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def client(served, tmp_path_factory):
-    from gradio_client import Client
-
-    return Client(served[1], verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+def client(api_client):
+    return api_client
 
 
 @pytest.fixture(scope="module")

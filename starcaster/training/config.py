@@ -61,6 +61,9 @@ class StageConfig:
     context_noise_t: int = 100  # context frames are noised to t ∈ [0, this] (noise augmentation)
     rollout_chunks: int = 3  # self-forcing: chunks generated from the model's own output
     train_window: int = 12  # self-forcing: KV window in training (inference uses 8)
+    noise_sharing: float = (
+        0.0  # self-forcing: share of the rollout's starting noise common to all frames (as inference)
+    )
     num_inference_steps: int = 4
     multiview_prob: float = 0.0  # chance a batch is a multi-view static set (view axis)
     trainable: str = "all"  # "all" | "view" (camera stream + self-attention only)

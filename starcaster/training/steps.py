@@ -13,6 +13,7 @@ MSE, plus an optional lip-reading loss. They differ in where the context comes f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,10 +126,13 @@ def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dic
         with torch.no_grad():
             write_reference(ctx, cache, batch)
     total, parts = 0.0, {}
+    shape = batch.latents[:, : stage.chunk_length].shape
+    shared = torch.randn(shape[0], 1, *shape[2:])  # one noise image per video, as the pipeline's noise_sharing
     for k in range(stage.rollout_chunks):
         frames = slice(k * stage.chunk_length, (k + 1) * stage.chunk_length)
         conditions = unet.encode_conditions(batch.identity, batch.audio[:, frames], batch.views[:, frames])
-        prediction, clean = _rollout_chunk(ctx, conditions, cache, batch.latents[:, frames].shape)
+        noise = math.sqrt(stage.noise_sharing) * shared + math.sqrt(1 - stage.noise_sharing) * torch.randn(shape)
+        prediction, clean = _rollout_chunk(ctx, conditions, cache, noise)
         loss, parts = chunk_loss(ctx, prediction, batch, frames)
         total = total + loss / stage.rollout_chunks
         with torch.no_grad():
@@ -136,15 +140,15 @@ def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dic
     return total, parts
 
 
-def _rollout_chunk(ctx: StepContext, conditions, cache: KVCache, shape) -> tuple[torch.Tensor, torch.Tensor]:
-    """Few-step sampling from noise; the gradient flows through one random step only.
+def _rollout_chunk(ctx: StepContext, conditions, cache: KVCache, noise) -> tuple[torch.Tensor, torch.Tensor]:
+    """Few-step sampling from ``noise``; the gradient flows through one random step only.
 
     Returns (the x0 prediction at that step, with grad; the finished clean chunk, detached).
     """
     scheduler, unet = ctx.scheduler, ctx.unet
     scheduler.set_timesteps(ctx.stage.num_inference_steps)
     grad_step = int(ctx.rng.integers(len(scheduler.timesteps)))
-    latents = torch.randn(shape)
+    latents = noise
     frozen = conditions.detach()
     prediction = clean = None
     for i, t in enumerate(scheduler.timesteps):

@@ -52,8 +52,8 @@ def test_bundled_checkpoint_loads_by_repo_id_offline(bundled):
 def test_bundled_checkpoint_keeps_its_measured_quality_on_fresh_held_out_clips(bundled, tmp_path):
     """A regression check of the shipped weights on a freshly rendered test clip (held-out identity and voice).
 
-    Thresholds sit well below the model card's figures (lip-sync 0.92, view error 7.8°, motion
-    ratio 0.77 on 10 sequences) — a 3-second clip is noisy — but far above the floors (still image:
+    Thresholds sit well below the model card's figures (lip-sync 0.94, view error 6.3°, motion
+    ratio 0.80 on 10 sequences) — a 3-second clip is noisy — but far above the floors (still image:
     lip-sync 0, view error 26°, motion ratio 0).
     """
     from starcaster.data.synthtalk import SynthConfig, generate_dataset

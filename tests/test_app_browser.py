@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from test_app import PORTRAIT, ROOT, serve
+from test_app import PORTRAIT, ROOT
+
+from tests.helpers import serve
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 DOCS_IMAGES = ROOT / "docs" / "images"

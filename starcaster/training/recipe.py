@@ -28,7 +28,7 @@ from .data import endless, mixed
 from .identity_encoder import train_identity_encoder
 from .steps import STEPS, StepContext, trainable_parameters
 from .trainer import LoopSettings, train
-from .vae import refine_decoder, train_vae
+from .vae import refine_decoder, refined_decoder, train_vae
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
     """Run every stage in order (skipping finished ones), or only ``only``; export the pipeline."""
     if only is not None and only not in STAGE_ORDER:
         raise ValueError(f"Unknown stage {only!r}; choose from {STAGE_ORDER}.")
+    encoder = None
     if cfg.init_from is not None:  # continue a published checkpoint: keep its latent and identity space
         vae, encoder = _components_from(cfg.init_from)
     else:
@@ -120,14 +121,14 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
         logger.info("VAE reconstruction PSNR %.2f dB", psnr)
         if only == "vae":
             return None
-        encoder = None
-    if cfg.decoder.steps > 0 and (only in (None, "decoder") or (cfg.out / "decoder" / "final").is_dir()):
+    if cfg.decoder.steps > 0 and (only in (None, "decoder") or refined_decoder(cfg.out) is not None):
         vae = refine_decoder(cfg, vae)  # trains when asked for, else reuses a finished refinement
-    if only in ("decoder", "identity"):
-        if only == "identity" and encoder is None:
-            train_identity_encoder(cfg)
+    if only == "decoder":
         return None
-    encoder = encoder or train_identity_encoder(cfg)
+    if encoder is None:
+        encoder = train_identity_encoder(cfg)
+    if only == "identity":
+        return None
     names = [s.name for s in cfg.stages] if only is None else [only]
     unet = None
     for name in names:

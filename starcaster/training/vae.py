@@ -52,6 +52,19 @@ def reconstruction_psnr(vae: AutoencoderKL, batches, count: int = 8) -> float:
     return 10 * math.log10(1.0 / float(np.mean(errors)))
 
 
+def record_psnr(vae: AutoencoderKL, cfg: RecipeConfig, folder: Path) -> float:
+    """Held-out reconstruction PSNR, also written to ``folder/psnr.txt``."""
+    psnr = reconstruction_psnr(vae.eval(), endless(cfg.data / "val", 2, 4, ("talking", "multiview"), cfg.seed + 1))
+    (folder / "psnr.txt").write_text(f"{psnr:.2f}\n")
+    return psnr
+
+
+def refined_decoder(out: Path) -> Path | None:
+    """The finished ``decoder`` stage's folder in run folder ``out``, if there is one."""
+    final = out / "decoder" / "final"
+    return final if (final / "config.json").is_file() else None
+
+
 def train_vae(cfg: RecipeConfig) -> tuple[AutoencoderKL, float]:
     """Train (or resume) the VAE; returns it with its held-out reconstruction PSNR (dB)."""
     folder = cfg.out / "vae"
@@ -68,8 +81,7 @@ def train_vae(cfg: RecipeConfig) -> tuple[AutoencoderKL, float]:
         vae = train("vae", folder, vae, list(vae.parameters()), batches, vae_step(vae, cfg.vae.kl_weight), settings)
         vae.register_to_config(scaling_factor=calibrate_scaling(vae, batches))
         vae.save_pretrained(final)
-    psnr = reconstruction_psnr(vae.eval(), endless(cfg.data / "val", 2, 4, ("talking", "multiview"), cfg.seed + 1))
-    (folder / "psnr.txt").write_text(f"{psnr:.2f}\n")
+    psnr = record_psnr(vae, cfg, folder)
     return vae.eval().requires_grad_(False), psnr
 
 
@@ -98,24 +110,21 @@ def refine_decoder(cfg: RecipeConfig, vae: AutoencoderKL) -> AutoencoderKL:
     of the video stages.
     """
     folder = cfg.out / "decoder"
-    final = folder / "final"
-    if (final / "config.json").is_file():
-        return AutoencoderKL.from_pretrained(final).eval().requires_grad_(False)
+    finished = refined_decoder(cfg.out)
+    if finished is not None:
+        return AutoencoderKL.from_pretrained(finished).eval().requires_grad_(False)
     vae = vae.train()
     parameters = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
     d = cfg.decoder
     batches = endless(cfg.data / "train", 2, d.batch_size // 2, ("talking", "multiview"), cfg.seed + 7)
     settings = LoopSettings(d.steps, d.lr, cfg.bf16, None, cfg.grad_clip, cfg.log_every, cfg.save_every, d.max_minutes)
     vae = train("decoder", folder, vae, parameters, batches, decoder_step(vae, d.latent_noise), settings)
-    vae.save_pretrained(final)
-    psnr = reconstruction_psnr(vae.eval(), endless(cfg.data / "val", 2, 4, ("talking", "multiview"), cfg.seed + 1))
-    (folder / "psnr.txt").write_text(f"{psnr:.2f}\n")
+    vae.save_pretrained(folder / "final")
+    record_psnr(vae, cfg, folder)
     return vae.requires_grad_(False)
 
 
 def load_vae(out: Path) -> AutoencoderKL:
     """The run's VAE: the refined decoder's when the ``decoder`` stage ran, else stage 0's."""
-    folder = (
-        out / "decoder" / "final" if (out / "decoder" / "final" / "config.json").is_file() else out / "vae" / "final"
-    )
+    folder = refined_decoder(out) or out / "vae" / "final"
     return AutoencoderKL.from_pretrained(folder).eval().requires_grad_(False)

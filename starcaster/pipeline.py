@@ -26,6 +26,7 @@ from .errors import InputError
 from .hub import resolve_checkpoint
 from .models.identity_encoder import IdentityEncoder  # imported so from_pretrained can load the component
 from .models.kv_cache import KVCache
+from .models.pixel_vae import PixelUnshuffleVAE
 from .models.sampling import Guidance, denoise_chunk, guided_conditions
 from .models.unet import STARCasterUNet
 from .pipeline_output import ChunkOutput, STARCasterPipelineOutput
@@ -94,7 +95,7 @@ class STARCasterPipeline(DiffusionPipeline):
     """Identity- and view-aware talking portraits by spatio-temporal autoregressive diffusion.
 
     Components: ``unet`` (``STARCasterUNet``: denoiser, reference encoder and condition
-    projectors), ``vae`` (per-frame ``AutoencoderKL``), ``scheduler`` (DDIM, x0-prediction),
+    projectors), ``vae`` (per-frame ``AutoencoderKL``, or the exact ``PixelUnshuffleVAE``), ``scheduler`` (DDIM, x0-prediction),
     and ``identity_encoder`` (the built-in face encoder, or None when the checkpoint expects
     insightface embeddings).
     """
@@ -105,7 +106,7 @@ class STARCasterPipeline(DiffusionPipeline):
     def __init__(
         self,
         unet: STARCasterUNet,
-        vae: AutoencoderKL,
+        vae: AutoencoderKL | PixelUnshuffleVAE,
         scheduler: DDIMScheduler,
         identity_encoder: IdentityEncoder | None = None,
     ):

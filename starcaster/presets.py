@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler
+from diffusers import DDIMScheduler
 
+from .models.autoencoders import build_vae
 from .models.configs import get_preset
 from .models.identity_encoder import IdentityEncoder
 from .models.unet import STARCasterUNet
@@ -16,7 +17,7 @@ def build_pipeline(preset: str = "tiny", seed: int = 0, **unet_overrides) -> STA
     spec = get_preset(preset)
     torch.manual_seed(seed)
     unet = STARCasterUNet(**{**spec.unet, **unet_overrides})
-    vae = AutoencoderKL(**spec.vae)
+    vae = build_vae(spec)
     encoder = IdentityEncoder(**spec.identity_encoder) if spec.identity_encoder is not None else None
     pipe = STARCasterPipeline(unet=unet, vae=vae, scheduler=DDIMScheduler(**spec.scheduler), identity_encoder=encoder)
     pipe.set_progress_bar_config(disable=True)

@@ -4,8 +4,12 @@
   Arc2Face's CLIP-token identity projection, so ``FoivosPar/Arc2Face`` weights load into the
   denoiser and its reference encoder (see ``starcaster.convert``); identities are insightface
   antelopev2 (glintr100) ArcFace embeddings.
-* ``demo``: 64² frames, a small VAE (4× down, 8 latent channels), a few-M-parameter UNet,
-  a built-in identity encoder; trains on SynthTalk on a CPU.
+* ``demo``: 64² frames as pixel-unshuffle latents (4×4 patches folded into 48 channels on a
+  16×16 grid: exact, no VAE to train), a few-M-parameter UNet, a built-in identity encoder;
+  trains on SynthTalk on a CPU.
+* ``demo-kl``: the same UNet on a small learned VAE (4× down, 8 latent channels) — the
+  bundled checkpoint up to run 3b; its reconstructions capped identity_cos at 0.50, see
+  docs/training.md.
 * ``tiny``: the smallest thing that exercises every code path, for tests.
 
 The scheduler is DDIM predicting the clean sample, zero-terminal-SNR betas and trailing
@@ -50,6 +54,7 @@ class ModelPreset:
     vae: dict
     identity_encoder: dict | None
     scheduler: dict = field(default_factory=lambda: dict(SCHEDULER))
+    vae_class: str = "AutoencoderKL"  # or "PixelUnshuffleVAE" (models/pixel_vae.py)
 
 
 def _vae(channels: tuple[int, ...], latent: int, groups: int, layers: int, size: int, scale: float) -> dict:
@@ -65,6 +70,24 @@ def _vae(channels: tuple[int, ...], latent: int, groups: int, layers: int, size:
         sample_size=size,
         scaling_factor=scale,
     )
+
+
+DEMO_UNET = dict(
+    sample_size=16,
+    latent_channels=8,
+    block_out_channels=(64, 96, 128),
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    layers_per_block=1,
+    attention_heads=4,
+    cross_attention_dim=128,
+    norm_num_groups=32,
+    identity_tokens=4,
+    audio_n_mels=40,
+    audio_context=2,
+    camera_bands=4,
+    max_context_frames=16,
+)
 
 
 PRESETS: dict[str, ModelPreset] = {
@@ -91,22 +114,14 @@ PRESETS: dict[str, ModelPreset] = {
     ),
     "demo": ModelPreset(
         image_size=64,
-        unet=dict(
-            sample_size=16,
-            latent_channels=8,
-            block_out_channels=(64, 96, 128),
-            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-            layers_per_block=1,
-            attention_heads=4,
-            cross_attention_dim=128,
-            norm_num_groups=32,
-            identity_tokens=4,
-            audio_n_mels=40,
-            audio_context=2,
-            camera_bands=4,
-            max_context_frames=16,
-        ),
+        unet={**DEMO_UNET, "latent_channels": 48},
+        vae=dict(in_channels=3, downscale_factor=4, sample_size=64, scaling_factor=1.0),
+        vae_class="PixelUnshuffleVAE",
+        identity_encoder=dict(image_size=64),
+    ),
+    "demo-kl": ModelPreset(
+        image_size=64,
+        unet=DEMO_UNET,
         vae=_vae((32, 64, 64), 8, 32, 1, 64, 1.0),
         identity_encoder=dict(image_size=64),
     ),

@@ -1,7 +1,9 @@
-"""Stage 0a: the small per-frame ``AutoencoderKL`` for 64² SynthTalk frames.
+"""Stage 0a: the per-frame autoencoder for 64² SynthTalk frames.
 
-Reconstruction (MSE) plus a tiny KL term; afterwards the latent scaling factor is set to
-1/std of the training latents so the diffusion model sees unit-variance latents.
+A learned ``AutoencoderKL`` (preset ``demo-kl``, ``tiny``): reconstruction (MSE) plus a tiny
+KL term. The pixel-unshuffle one (preset ``demo``) has nothing to learn. Either way the
+latent scaling factor is then set to 1/std of the training latents so the diffusion model
+sees unit-variance latents.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
+from ..models.autoencoders import build_vae, is_learned, load_vae_folder
 from ..models.configs import get_preset
 from .batches import to_pixels
 from .config import RecipeConfig
@@ -49,7 +52,8 @@ def reconstruction_psnr(vae: AutoencoderKL, batches, count: int = 8) -> float:
         pixels = to_pixels(torch.as_tensor(next(batches)["frames"])).flatten(0, 1)
         out = vae.decode(vae.encode(pixels).latent_dist.mode()).sample.clamp(-1, 1)
         errors.append(F.mse_loss(out, pixels).item() / 4.0)  # [-1, 1] → [0, 1] range
-    return 10 * math.log10(1.0 / float(np.mean(errors)))
+    error = float(np.mean(errors))
+    return 10 * math.log10(1.0 / error) if error > 0 else math.inf  # pixel-unshuffle: exact
 
 
 def record_psnr(vae: AutoencoderKL, cfg: RecipeConfig, folder: Path) -> float:
@@ -70,15 +74,23 @@ def train_vae(cfg: RecipeConfig) -> tuple[AutoencoderKL, float]:
     folder = cfg.out / "vae"
     final = folder / "final"
     if (final / "config.json").is_file():
-        vae = AutoencoderKL.from_pretrained(final)
+        vae = load_vae_folder(final)
     else:
         torch.manual_seed(cfg.seed)
-        vae = AutoencoderKL(**get_preset(cfg.preset).vae)
+        vae = build_vae(get_preset(cfg.preset))
         batches = endless(cfg.data / "train", 2, cfg.vae.batch_size // 2, ("talking", "multiview"), cfg.seed)
-        settings = LoopSettings(
-            cfg.vae.steps, cfg.vae.lr, cfg.bf16, None, cfg.grad_clip, cfg.log_every, cfg.save_every, cfg.vae.max_minutes
-        )
-        vae = train("vae", folder, vae, list(vae.parameters()), batches, vae_step(vae, cfg.vae.kl_weight), settings)
+        if is_learned(vae):
+            settings = LoopSettings(
+                cfg.vae.steps,
+                cfg.vae.lr,
+                cfg.bf16,
+                None,
+                cfg.grad_clip,
+                cfg.log_every,
+                cfg.save_every,
+                cfg.vae.max_minutes,
+            )
+            vae = train("vae", folder, vae, list(vae.parameters()), batches, vae_step(vae, cfg.vae.kl_weight), settings)
         vae.register_to_config(scaling_factor=calibrate_scaling(vae, batches))
         vae.save_pretrained(final)
     psnr = record_psnr(vae, cfg, folder)
@@ -112,7 +124,9 @@ def refine_decoder(cfg: RecipeConfig, vae: AutoencoderKL) -> AutoencoderKL:
     folder = cfg.out / "decoder"
     finished = refined_decoder(cfg.out)
     if finished is not None:
-        return AutoencoderKL.from_pretrained(finished).eval().requires_grad_(False)
+        return load_vae_folder(finished)
+    if not is_learned(vae):
+        return vae  # pixel-unshuffle decodes exactly: nothing to refine
     vae = vae.train()
     parameters = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
     d = cfg.decoder
@@ -126,5 +140,4 @@ def refine_decoder(cfg: RecipeConfig, vae: AutoencoderKL) -> AutoencoderKL:
 
 def load_vae(out: Path) -> AutoencoderKL:
     """The run's VAE: the refined decoder's when the ``decoder`` stage ran, else stage 0's."""
-    folder = refined_decoder(out) or out / "vae" / "final"
-    return AutoencoderKL.from_pretrained(folder).eval().requires_grad_(False)
+    return load_vae_folder(refined_decoder(out) or out / "vae" / "final")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from starcaster import STARCasterPipeline
 from starcaster.cli import main
+from starcaster.models.configs import get_preset
 from starcaster.training.checkpoint import load_state, save_state
 from starcaster.training.config import STAGE_ORDER, load_config
 from starcaster.training.steps import trainable_parameters
@@ -52,6 +54,8 @@ def test_every_stage_ran_and_logged(trained):
         rows = (run_dir / name / "log.csv").read_text().strip().splitlines()
         assert rows[0].startswith("step,loss") and len(rows) >= 3, name
         assert np.isfinite([float(r.split(",")[1]) for r in rows[1:]]).all()
+    # tiny's 32² portraits are below the identity front end's 64 px minimum: no samples, no crash
+    assert not (run_dir / "motion" / "samples.mp4").exists()
     assert float((run_dir / "vae" / "psnr.txt").read_text()) > 0
     assert float((run_dir / "decoder" / "psnr.txt").read_text()) > 0
 
@@ -130,9 +134,10 @@ def test_training_state_round_trip(tmp_path):
 
 
 def test_configs_parse_and_name_known_stages():
-    for path in ("configs/tiny.yaml", "configs/demo.yaml", "configs/real.yaml"):
-        config = load_config(path)
+    for path in ("tiny", "demo", "demo-kl", "real", "ablations/no-lip"):
+        config = load_config(f"configs/{path}.yaml")
         assert {s.name for s in config.stages} <= set(STAGE_ORDER)
+        get_preset(config.preset)  # names a preset that exists
     with pytest.raises(ValueError, match="Unknown"):
         load_config("configs/tiny.yaml", bogus=1)
 
@@ -140,3 +145,26 @@ def test_configs_parse_and_name_known_stages():
 def test_train_without_data_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--config", "configs/tiny.yaml", "--data", str(tmp_path)]) == 2
     assert "python -m starcaster synth" in capsys.readouterr().err
+
+
+def test_stage_samples_show_truth_and_both_identity_modes(tmp_path):
+    """``<stage>/samples.mp4`` + ``.png``: rows ground truth / reference image / identity only, a column per camera."""
+    from starcaster.data.synthtalk import SynthConfig, generate_dataset
+    from starcaster.presets import build_pipeline
+    from starcaster.training.samples import write_stage_samples
+
+    generate_dataset(
+        SynthConfig(out=tmp_path / "data", splits=("val",), eval_clips=1, eval_seconds=0.6, test_views=2),
+        progress=False,
+    )
+    pipe = build_pipeline("demo")
+    pipe.vae.register_to_config(scaling_factor=2.7)
+    (tmp_path / "motion").mkdir()
+    video = write_stage_samples(pipe, tmp_path / "data", tmp_path / "motion", seconds=0.5)
+    sheet = np.asarray(Image.open(tmp_path / "motion" / "samples.png"))
+    assert sheet.shape == (3 * 64, 2 * 64, 3)
+    truth = sheet[:64].astype(float)
+    assert np.abs(truth - sheet[64:128]).mean() > 5  # a random model draws something else than the render
+    import imageio_ffmpeg
+
+    assert next(imageio_ffmpeg.read_frames(str(video)))["size"] == (2 * 64, 3 * 64)  # (width, height)

@@ -89,6 +89,7 @@ class RecipeConfig:
     gradient_checkpointing: bool = False
     num_workers: int = 0
     init_from: Path | None = None  # a pipeline folder to continue from (its VAE, encoder and UNet)
+    sample_seconds: float = 2.0  # per-stage sample video of a held-out val clip (0 = none)
     vae: VaeConfig = field(default_factory=VaeConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)

@@ -26,6 +26,7 @@ from .batches import prepare_batch
 from .config import STAGE_ORDER, RecipeConfig, StageConfig
 from .data import endless, mixed
 from .identity_encoder import train_identity_encoder
+from .samples import write_stage_samples
 from .steps import STEPS, StepContext, trainable_parameters
 from .trainer import LoopSettings, train
 from .vae import refine_decoder, refined_decoder, train_vae
@@ -76,7 +77,17 @@ def train_stage(cfg: RecipeConfig, name: str, vae, encoder) -> STARCasterUNet:
     stage = cfg.stages[index]
     folder = cfg.out / stage.name
     if (folder / "final" / "config.json").is_file():
-        return STARCasterUNet.from_pretrained(folder / "final")
+        unet = STARCasterUNet.from_pretrained(folder / "final")
+    else:
+        unet = _fit_stage(cfg, index, vae, encoder)
+    if cfg.sample_seconds > 0 and not (folder / "samples.mp4").is_file():
+        write_stage_samples(assemble_pipeline(cfg, unet, vae, encoder), cfg.data, folder, cfg.sample_seconds)
+    return unet
+
+
+def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder) -> STARCasterUNet:
+    stage = cfg.stages[index]
+    folder = cfg.out / stage.name
     unet = _initial_unet(cfg, index)
     unet.train()
     if cfg.gradient_checkpointing:
@@ -140,11 +151,10 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
 
 
 def _components_from(folder: Path):
-    from diffusers import AutoencoderKL
-
+    from ..models.autoencoders import load_vae_folder
     from ..models.identity_encoder import IdentityEncoder
 
-    vae = AutoencoderKL.from_pretrained(folder / "vae", dtype=torch.float32).eval().requires_grad_(False)
+    vae = load_vae_folder(folder / "vae")
     encoder = (
         IdentityEncoder.from_pretrained(folder / "identity_encoder", dtype=torch.float32).eval().requires_grad_(False)
     )

@@ -19,7 +19,8 @@ view-aware talking portraits, arXiv 2512.13247) trained **only on SynthTalk**, t
 procedural talking-head data, on a 2-core CPU. It exists so the demo app and the tests work
 out of the box, offline, through exactly the code path real weights use.
 
-- Frames: 64×64, 25 fps; chunk of 4 frames, 4 DDIM steps (x0-prediction) per chunk.
+- Frames: 64×64, 25 fps (demo preset: pixel-unshuffle latents, 48×16×16); chunk of 4 frames,
+  4 DDIM steps (x0-prediction) per chunk.
 - Identity: the built-in ArcFace-style encoder in `identity_encoder/` (512-D); embeddings from
   insightface are **not** in this checkpoint's identity space.
 - Views: azimuth ±90°, elevation ±30° (the training range).

@@ -80,21 +80,17 @@ def train_vae(cfg: RecipeConfig) -> tuple[AutoencoderKL, float]:
         vae = build_vae(get_preset(cfg.preset))
         batches = endless(cfg.data / "train", 2, cfg.vae.batch_size // 2, ("talking", "multiview"), cfg.seed)
         if is_learned(vae):
-            settings = LoopSettings(
-                cfg.vae.steps,
-                cfg.vae.lr,
-                cfg.bf16,
-                None,
-                cfg.grad_clip,
-                cfg.log_every,
-                cfg.save_every,
-                cfg.vae.max_minutes,
-            )
-            vae = train("vae", folder, vae, list(vae.parameters()), batches, vae_step(vae, cfg.vae.kl_weight), settings)
+            vae = _fit_vae(cfg, folder, vae, batches)
         vae.register_to_config(scaling_factor=calibrate_scaling(vae, batches))
         vae.save_pretrained(final)
     psnr = record_psnr(vae, cfg, folder)
     return vae.eval().requires_grad_(False), psnr
+
+
+def _fit_vae(cfg: RecipeConfig, folder: Path, vae: AutoencoderKL, batches) -> AutoencoderKL:
+    v = cfg.vae
+    settings = LoopSettings(v.steps, v.lr, cfg.bf16, None, cfg.grad_clip, cfg.log_every, cfg.save_every, v.max_minutes)
+    return train("vae", folder, vae, list(vae.parameters()), batches, vae_step(vae, v.kl_weight), settings)
 
 
 def decoder_step(vae: AutoencoderKL, latent_noise: float):

@@ -134,7 +134,7 @@ def test_training_state_round_trip(tmp_path):
 
 
 def test_configs_parse_and_name_known_stages():
-    for path in ("tiny", "demo", "demo-kl", "real", "ablations/no-lip", "ablations/id-first"):
+    for path in ("tiny", "demo", "demo-kl", "real", "ablations/no-lip", "ablations/id-first", "ablations/first-chunk"):
         config = load_config(f"configs/{path}.yaml")
         assert {s.name for s in config.stages} <= set(STAGE_ORDER)
         get_preset(config.preset)  # names a preset that exists

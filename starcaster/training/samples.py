@@ -10,6 +10,7 @@ only the identity embedding; columns = cameras of one held-out ``val`` clip.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +28,11 @@ def sample_rows(
     pipe, split_dir: Path, seconds: float, views: int | None = 3
 ) -> tuple[list[list[np.ndarray]], float, EvalSequence]:
     """``[truth, reference mode, identity-only mode]`` videos (one per camera) of the split's first talking4d clip."""
-    rows: list[list[np.ndarray]] = []
+    config = EvalConfig(max_clips=1, max_views=views, seconds=seconds)
+    sequences, fps = load_sequences(split_dir, config)  # read once, generated in both identity modes
+    rows = [[s["frames"] for s in sequences]]
     for mode in ("reference", "embedding"):
-        config = EvalConfig(max_clips=1, max_views=views, seconds=seconds, mode=mode)
-        sequences, fps = load_sequences(split_dir, config)
-        if not rows:
-            rows.append([s["frames"] for s in sequences])
-        rows.append(pipeline_videos(pipe, sequences, fps, config))
+        rows.append(pipeline_videos(pipe, sequences, fps, replace(config, mode=mode)))
     return rows, fps, sequences[0]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -134,7 +136,8 @@ def test_training_state_round_trip(tmp_path):
 
 
 def test_configs_parse_and_name_known_stages():
-    for path in ("tiny", "demo", "demo-kl", "real", "ablations/no-lip", "ablations/id-first", "ablations/first-chunk"):
+    names = ("tiny", "demo", "demo-gpu", "demo-kl", "real", "ablations/no-lip", "ablations/id-first")
+    for path in (*names, "ablations/first-chunk"):
         config = load_config(f"configs/{path}.yaml")
         assert {s.name for s in config.stages} <= set(STAGE_ORDER)
         get_preset(config.preset)  # names a preset that exists
@@ -168,3 +171,29 @@ def test_stage_samples_show_truth_and_both_identity_modes(tmp_path):
     import imageio_ffmpeg
 
     assert next(imageio_ffmpeg.read_frames(str(video)))["size"] == (2 * 64, 3 * 64)  # (width, height)
+
+
+def test_worker_audio_features_match_the_main_process(tiny_data):
+    """Data-loader workers (the GPU recipe) compute the same audio features prepare_batch would."""
+    import functools
+
+    from starcaster.audio import AudioFeatureConfig
+    from starcaster.training.batches import prepare_batch
+    from starcaster.training.data import collate_audio_features, endless
+    from starcaster.training.recipe import _components_from
+
+    config = AudioFeatureConfig(n_mels=40, context=4)
+    collate = functools.partial(collate_audio_features, frames=6, fps=25.0, config=config)
+    batches = endless(tiny_data / "train", 6, 2, ("talking",), 0, num_workers=1, collate=collate)
+    sample = next(batches)
+    assert sample["audio_features"].shape[:2] == (2, 6)
+    vae, encoder = _components_from(Path("checkpoints/starcaster-synth"))
+    sample["frames"] = np.zeros((2, 6, 64, 64, 3), np.uint8)  # the bundled components expect 64² frames
+    sample["reference"] = np.zeros((2, 64, 64, 3), np.uint8)
+    from_workers = prepare_batch(sample, vae, encoder, config, 25.0, 4.0)
+    del sample["audio_features"]
+    here = prepare_batch(sample, vae, encoder, config, 25.0, 4.0)
+    torch.testing.assert_close(from_workers.audio, here.audio)
+    assert from_workers.audio.abs().sum() > 0  # real speech features, not padding
+    sample["audio_features"] = np.zeros_like(from_workers.audio.numpy())
+    assert prepare_batch(sample, vae, encoder, config, 25.0, 4.0).audio.abs().sum() == 0  # precomputed ones are used

@@ -91,7 +91,7 @@ class PoseRegressor(nn.Module):
 
     def degrees(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, 2]`` (azimuth, elevation) in degrees."""
-        return self(x) * torch.tensor([AZIMUTH_SCALE, ELEVATION_SCALE])
+        return self(x) * torch.tensor([AZIMUTH_SCALE, ELEVATION_SCALE], device=x.device)
 
 
 class SyncExpert(nn.Module):

@@ -73,7 +73,9 @@ class KVCache:
             return None
         keys = torch.cat([k for k, _ in parts], dim=1)  # [B, F, N, C]
         values = torch.cat([v for _, v in parts], dim=1)
-        ages = torch.cat([torch.zeros(self.num_sink, dtype=torch.long), torch.arange(self.num_window, 0, -1)])
+        device = keys.device
+        sink_ages = torch.zeros(self.num_sink, dtype=torch.long, device=device)
+        ages = torch.cat([sink_ages, torch.arange(self.num_window, 0, -1, device=device)])
         return keys.flatten(1, 2), values.flatten(1, 2), ages
 
 

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import DataLoader
 
+from ..audio import AudioFeatureConfig
 from ..data.datasets import SynthTalkDataset
+from .batches import audio_features
 
 
 def endless(
-    split_dir: Path, window: int, batch_size: int, kinds: tuple[str, ...], seed: int, num_workers: int = 0
+    split_dir: Path,
+    window: int,
+    batch_size: int,
+    kinds: tuple[str, ...],
+    seed: int,
+    num_workers: int = 0,
+    collate: Callable[[list[dict]], dict] | None = None,
 ) -> Iterator[dict]:
-    """Shuffled windows of ``window`` frames, batched, epoch after epoch (a new shuffle each)."""
+    """Shuffled windows of ``window`` frames, batched, epoch after epoch (a new shuffle each).
+
+    ``num_workers`` > 0 reads shards in parallel processes (on a GPU the main process would
+    otherwise starve it); ``collate`` runs there too (``collate_audio_features``).
+    """
     dataset = SynthTalkDataset(split_dir, window=window, kinds=kinds, shuffle=True, seed=seed, windows_per_clip=2)
     epoch = 0
     while True:
         dataset.set_epoch(epoch)
         loader = DataLoader(
-            dataset, batch_size=batch_size, num_workers=num_workers, drop_last=True, collate_fn=_collate
+            dataset, batch_size=batch_size, num_workers=num_workers, drop_last=True, collate_fn=collate or _collate
         )
         produced = 0
         for batch in loader:
@@ -40,6 +52,13 @@ def _collate(samples: list[dict]) -> dict:
         values = [s[key] for s in samples]
         out[key] = values if isinstance(values[0], str) else np.stack([np.asarray(v) for v in values])
     return out
+
+
+def collate_audio_features(samples: list[dict], frames: int, fps: float, config: AudioFeatureConfig) -> dict:
+    """``_collate`` plus the per-frame audio features, so data-loader workers compute them."""
+    batch = _collate(samples)
+    batch["audio_features"] = audio_features(batch["audio"], frames, fps, config)
+    return batch
 
 
 def mixed(

@@ -53,12 +53,14 @@ def identity_classes(split_dir: Path) -> dict[int, int]:
 
 def identity_step(model: _EncoderWithHead, classes: dict[int, int], rng: np.random.Generator, frames_per_clip: int = 4):
     def step(sample: dict) -> tuple[torch.Tensor, dict]:
-        frames = torch.as_tensor(sample["frames"])  # [B, T, H, W, 3]
-        picks = torch.from_numpy(rng.integers(0, frames.shape[1], (frames.shape[0], frames_per_clip)))
+        device = model.head.centres.device
+        frames = torch.as_tensor(sample["frames"]).to(device)  # [B, T, H, W, 3]
+        picks = torch.from_numpy(rng.integers(0, frames.shape[1], (frames.shape[0], frames_per_clip))).to(device)
         chosen = torch.gather(frames, 1, picks[..., None, None, None].expand(-1, -1, *frames.shape[2:]))
         pixels = to_pixels(chosen.flatten(0, 1))
         pixels = pixels + 0.03 * torch.randn_like(pixels)  # robustness to generated-frame noise
-        labels = torch.tensor([classes[int(s)] for s in sample["identity"]]).repeat_interleave(frames_per_clip)
+        labels = torch.tensor([classes[int(s)] for s in sample["identity"]], device=device)
+        labels = labels.repeat_interleave(frames_per_clip)
         loss = model.head(model.encoder(pixels), labels)
         return loss, {"arcface": loss.item()}
 
@@ -101,11 +103,11 @@ def verification_accuracy(encoder: IdentityEncoder, split_dir: Path, pairs: int 
     embeddings, labels = [], []
     while sum(len(e) for e in embeddings) < pairs:
         sample = next(batches)
-        frames = torch.as_tensor(sample["frames"])[:, rng.integers(0, 8)]
+        frames = torch.as_tensor(sample["frames"])[:, rng.integers(0, 8)].to(encoder.device)
         embeddings.append(encoder(to_pixels(frames)))
         labels.extend(int(s) for s in sample["identity"])
     emb, lab = torch.cat(embeddings), np.array(labels)
-    sims = (emb @ emb.T).numpy()
+    sims = (emb @ emb.T).float().cpu().numpy()
     same = lab[:, None] == lab[None, :]
     upper = np.triu_indices(len(lab), 1)
     scores, truth = sims[upper], same[upper]

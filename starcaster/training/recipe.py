@@ -11,6 +11,7 @@ Each video stage starts from the previous stage's ``final/`` weights.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -24,11 +25,11 @@ from ..models.unet import STARCasterUNet
 from ..pipeline import STARCasterPipeline
 from .batches import prepare_batch
 from .config import STAGE_ORDER, RecipeConfig, StageConfig
-from .data import endless, mixed
+from .data import collate_audio_features, endless, mixed
 from .identity_encoder import train_identity_encoder
 from .samples import write_stage_samples
 from .steps import STEPS, StepContext, trainable_parameters
-from .trainer import LoopSettings, train
+from .trainer import LoopSettings, train, training_device
 from .vae import refine_decoder, refined_decoder, train_vae
 
 logger = logging.getLogger(__name__)
@@ -54,22 +55,25 @@ def _initial_unet(cfg: RecipeConfig, index: int) -> STARCasterUNet:
     return STARCasterUNet(**get_preset(cfg.preset).unet)
 
 
-def _lip_expert(stage: StageConfig):
+def _lip_expert(stage: StageConfig, device: torch.device):
     if stage.lip_weight <= 0:
         return None
     from ..eval.experts import load_expert
 
-    return load_expert("mouth")
+    return load_expert("mouth").to(device)
 
 
-def _batches(cfg: RecipeConfig, stage: StageConfig, vae, encoder, unet, rng):
-    window, size = _frames_needed(stage), stage.batch_size
-    talking = endless(cfg.data / "train", window, size, ("talking",), cfg.seed)
-    views = endless(cfg.data / "train", window, size, ("multiview",), cfg.seed) if stage.multiview_prob > 0 else None
+def _batches(cfg: RecipeConfig, stage: StageConfig, vae, encoder, unet, rng, device: torch.device):
+    window, size, fps = _frames_needed(stage), stage.batch_size, 25.0
     audio_config = AudioFeatureConfig(n_mels=unet.config.audio_n_mels, context=unet.config.audio_context)
-    fps = 25.0
-    for sample in mixed(talking, views, stage.multiview_prob, rng):
-        yield prepare_batch(sample, vae, encoder, audio_config, fps, stage.motion_weight)
+    collate = functools.partial(collate_audio_features, frames=window, fps=fps, config=audio_config)
+
+    def windows(kind: str):
+        return endless(cfg.data / "train", window, size, (kind,), cfg.seed, cfg.num_workers, collate)
+
+    views = windows("multiview") if stage.multiview_prob > 0 else None
+    for sample in mixed(windows("talking"), views, stage.multiview_prob, rng):
+        yield prepare_batch(sample, vae, encoder, audio_config, fps, stage.motion_weight, device)
 
 
 def train_stage(cfg: RecipeConfig, name: str, vae, encoder) -> STARCasterUNet:
@@ -88,18 +92,20 @@ def train_stage(cfg: RecipeConfig, name: str, vae, encoder) -> STARCasterUNet:
 def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder) -> STARCasterUNet:
     stage = cfg.stages[index]
     folder = cfg.out / stage.name
-    unet = _initial_unet(cfg, index)
+    device = training_device()  # frozen helpers go where accelerate puts the UNet
+    vae, encoder = vae.to(device), encoder.to(device)
+    unet = _initial_unet(cfg, index).to(device)
     unet.train()
     if cfg.gradient_checkpointing:
         unet.backbone.enable_gradient_checkpointing()
     rng = np.random.default_rng(cfg.seed + index)
     scheduler = DDIMScheduler(**get_preset(cfg.preset).scheduler)
-    ctx = StepContext(unet, scheduler, vae, stage, rng, _lip_expert(stage))
+    ctx = StepContext(unet, scheduler, vae, stage, rng, _lip_expert(stage, device))
     step_fn = STEPS[stage.kind]
     settings = LoopSettings(
         stage.steps, stage.lr, cfg.bf16, cfg.ema_decay, cfg.grad_clip, cfg.log_every, cfg.save_every, stage.max_minutes
     )
-    batches = _batches(cfg, stage, vae, encoder, unet, rng)
+    batches = _batches(cfg, stage, vae, encoder, unet, rng, device)
     unet = train(
         stage.name,
         folder,

@@ -43,7 +43,7 @@ def stream_keep(batch: Batch, stage: StageConfig, rng: np.random.Generator) -> d
     size = batch.identity.shape[0]
 
     def keep(p: float) -> torch.Tensor:
-        return torch.from_numpy(rng.random(size) >= p)
+        return torch.from_numpy(rng.random(size) >= p).to(batch.identity.device)
 
     return {
         "identity": keep(stage.drop_identity),
@@ -52,13 +52,13 @@ def stream_keep(batch: Batch, stage: StageConfig, rng: np.random.Generator) -> d
     }
 
 
-def sample_timesteps(ctx: StepContext, size: int) -> torch.Tensor:
+def sample_timesteps(ctx: StepContext, size: int, device: torch.device) -> torch.Tensor:
     """Half the samples at the few-step sampler's own timesteps, half uniform over [0, T)."""
     ctx.scheduler.set_timesteps(ctx.stage.num_inference_steps)
     few = ctx.scheduler.timesteps.numpy()
     uniform = ctx.rng.integers(0, ctx.scheduler.config.num_train_timesteps, size)
     chosen = np.where(ctx.rng.random(size) < 0.5, ctx.rng.choice(few, size), uniform)
-    return torch.from_numpy(chosen).long()
+    return torch.from_numpy(chosen).long().to(device)
 
 
 def add_noise(ctx: StepContext, clean: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
@@ -69,7 +69,7 @@ def add_noise(ctx: StepContext, clean: torch.Tensor, timesteps: torch.Tensor) ->
 
 
 def write_reference(ctx: StepContext, cache: KVCache, batch: Batch) -> None:
-    view = torch.tensor(REFERENCE_VIEW).expand(batch.identity.shape[0], 2)
+    view = torch.tensor(REFERENCE_VIEW, device=batch.identity.device).expand(batch.identity.shape[0], 2)
     cache.append(ctx.unet.encode_reference(batch.reference, batch.identity, view))
 
 
@@ -103,14 +103,15 @@ def teacher_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
         write_reference(ctx, cache, batch)
     start = stage.context_frames
     if past:
-        t_aug = torch.from_numpy(ctx.rng.integers(0, stage.context_noise_t + 1, batch.identity.shape[0])).long()
+        t_aug = torch.from_numpy(ctx.rng.integers(0, stage.context_noise_t + 1, batch.identity.shape[0]))
+        t_aug = t_aug.long().to(batch.latents.device)
         context = add_noise(ctx, batch.latents[:, start - past : start], t_aug)
         conditions = unet.encode_conditions(
             batch.identity, batch.audio[:, start - past : start], batch.views[:, start - past : start]
         )
         cache.append(unet.encode_context(context, conditions, t_aug))
     frames = slice(start, start + stage.chunk_length)
-    timesteps = sample_timesteps(ctx, batch.identity.shape[0])
+    timesteps = sample_timesteps(ctx, batch.identity.shape[0], batch.latents.device)
     noisy = add_noise(ctx, batch.latents[:, frames], timesteps)
     conditions = unet.encode_conditions(
         batch.identity, batch.audio[:, frames], batch.views[:, frames], stream_keep(batch, stage, ctx.rng)
@@ -127,11 +128,12 @@ def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dic
             write_reference(ctx, cache, batch)
     total, parts = 0.0, {}
     shape = batch.latents[:, : stage.chunk_length].shape
-    shared = torch.randn(shape[0], 1, *shape[2:])  # one noise image per video, as the pipeline's noise_sharing
+    device = batch.latents.device
+    shared = torch.randn(shape[0], 1, *shape[2:], device=device)  # one noise image per video (noise_sharing)
     for k in range(stage.rollout_chunks):
         frames = slice(k * stage.chunk_length, (k + 1) * stage.chunk_length)
         conditions = unet.encode_conditions(batch.identity, batch.audio[:, frames], batch.views[:, frames])
-        noise = math.sqrt(stage.noise_sharing) * shared + math.sqrt(1 - stage.noise_sharing) * torch.randn(shape)
+        noise = math.sqrt(stage.noise_sharing) * shared + math.sqrt(1 - stage.noise_sharing) * torch.randn(shape, device=device)
         prediction, clean = _rollout_chunk(ctx, conditions, cache, noise)
         loss, parts = chunk_loss(ctx, prediction, batch, frames)
         total = total + loss / stage.rollout_chunks

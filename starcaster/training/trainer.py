@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from diffusers.training_utils import EMAModel
 
 from .checkpoint import has_state, load_state, save_state
@@ -53,6 +53,11 @@ class CsvLog:
 
 def make_accelerator(bf16: bool) -> Accelerator:
     return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not torch.cuda.is_available())
+
+
+def training_device() -> torch.device:
+    """This process's device under accelerate (its GPU in a multi-GPU launch), known before ``train``."""
+    return PartialState(cpu=not torch.cuda.is_available()).device
 
 
 def train(

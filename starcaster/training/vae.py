@@ -24,9 +24,14 @@ from .data import endless
 from .trainer import LoopSettings, train
 
 
+def frame_pixels(sample: dict, device: torch.device) -> torch.Tensor:
+    """A batch's uint8 frames ``[B, T, H, W, 3]`` → pixels ``[B*T, 3, H, W]`` on ``device``."""
+    return to_pixels(torch.as_tensor(sample["frames"]).to(device)).flatten(0, 1)
+
+
 def vae_step(vae: AutoencoderKL, kl_weight: float):
     def step(sample: dict) -> tuple[torch.Tensor, dict]:
-        pixels = to_pixels(torch.as_tensor(sample["frames"])).flatten(0, 1)  # [B*T, 3, H, W]
+        pixels = frame_pixels(sample, vae.device)  # [B*T, 3, H, W]
         posterior = vae.encode(pixels).latent_dist
         reconstruction = vae.decode(posterior.sample()).sample
         mse = F.mse_loss(reconstruction.float(), pixels)
@@ -39,7 +44,7 @@ def vae_step(vae: AutoencoderKL, kl_weight: float):
 @torch.no_grad()
 def calibrate_scaling(vae: AutoencoderKL, batches, count: int = 8) -> float:
     latents = [
-        vae.encode(to_pixels(torch.as_tensor(next(batches)["frames"])).flatten(0, 1)).latent_dist.mode()
+        vae.encode(frame_pixels(next(batches), vae.device)).latent_dist.mode()
         for _ in range(count)
     ]
     return float(1.0 / torch.cat(latents).std())
@@ -49,7 +54,7 @@ def calibrate_scaling(vae: AutoencoderKL, batches, count: int = 8) -> float:
 def reconstruction_psnr(vae: AutoencoderKL, batches, count: int = 8) -> float:
     errors = []
     for _ in range(count):
-        pixels = to_pixels(torch.as_tensor(next(batches)["frames"])).flatten(0, 1)
+        pixels = frame_pixels(next(batches), vae.device)
         out = vae.decode(vae.encode(pixels).latent_dist.mode()).sample.clamp(-1, 1)
         errors.append(F.mse_loss(out, pixels).item() / 4.0)  # [-1, 1] → [0, 1] range
     error = float(np.mean(errors))
@@ -97,7 +102,7 @@ def decoder_step(vae: AutoencoderKL, latent_noise: float):
     """L1 + MSE from the frozen encoder's latents (noised a little, like a denoiser's imperfect output)."""
 
     def step(sample: dict) -> tuple[torch.Tensor, dict]:
-        pixels = to_pixels(torch.as_tensor(sample["frames"])).flatten(0, 1)
+        pixels = frame_pixels(sample, vae.device)
         with torch.no_grad():
             latents = vae.encode(pixels).latent_dist.mode()
             scale = latent_noise * latents.std() * torch.rand(len(latents), 1, 1, 1)

@@ -133,7 +133,8 @@ def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dic
     for k in range(stage.rollout_chunks):
         frames = slice(k * stage.chunk_length, (k + 1) * stage.chunk_length)
         conditions = unet.encode_conditions(batch.identity, batch.audio[:, frames], batch.views[:, frames])
-        noise = math.sqrt(stage.noise_sharing) * shared + math.sqrt(1 - stage.noise_sharing) * torch.randn(shape, device=device)
+        own = torch.randn(shape, device=device)
+        noise = math.sqrt(stage.noise_sharing) * shared + math.sqrt(1 - stage.noise_sharing) * own
         prediction, clean = _rollout_chunk(ctx, conditions, cache, noise)
         loss, parts = chunk_loss(ctx, prediction, batch, frames)
         total = total + loss / stage.rollout_chunks

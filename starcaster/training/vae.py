@@ -43,10 +43,7 @@ def vae_step(vae: AutoencoderKL, kl_weight: float):
 
 @torch.no_grad()
 def calibrate_scaling(vae: AutoencoderKL, batches, count: int = 8) -> float:
-    latents = [
-        vae.encode(frame_pixels(next(batches), vae.device)).latent_dist.mode()
-        for _ in range(count)
-    ]
+    latents = [vae.encode(frame_pixels(next(batches), vae.device)).latent_dist.mode() for _ in range(count)]
     return float(1.0 / torch.cat(latents).std())
 
 

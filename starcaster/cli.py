@@ -129,6 +129,7 @@ def _run_convert(args: argparse.Namespace) -> int:
 def _add_synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (train/, val/, test/ shards + manifests)")
     p.add_argument("--clips", type=int, default=1000, help="monocular talking clips in train")
+    p.add_argument("--multiview-sets", type=int, default=None, help="multi-view static sets in train (default clips/2)")
     p.add_argument("--eval-clips", type=int, default=None, help="clips per kind in val and test")
     p.add_argument("--seconds", type=float, default=2.0, help="train clip length")
     p.add_argument("--resolution", type=int, default=64)
@@ -142,6 +143,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     config = SynthConfig(
         out=Path(args.out),
         clips=args.clips,
+        multiview_sets=args.multiview_sets,
         eval_clips=args.eval_clips,
         seconds=args.seconds,
         resolution=args.resolution,
@@ -163,6 +165,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", default=None, help="save the trained pipeline here (Hub-style folder)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (1 is much faster on a shared machine)")
     p.add_argument("--init-from", default=None, help="continue from a pipeline folder (e.g. the bundled checkpoint)")
+    p.add_argument(
+        "--components-from",
+        default=None,
+        help="take only the VAE and identity encoder from a pipeline folder; the video stages start fresh",
+    )
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -176,7 +183,9 @@ def _run_train(args: argparse.Namespace) -> int:
     config_path = Path(args.config)
     if not config_path.is_file():
         raise InputError(f"Training config not found: {config_path}.")
-    config = load_config(config_path, data=args.data, out=args.out, init_from=args.init_from)
+    config = load_config(
+        config_path, data=args.data, out=args.out, init_from=args.init_from, components_from=args.components_from
+    )
     if not (config.data / "train" / "manifest.json").is_file():
         raise InputError(
             f"No SynthTalk data in {config.data}; make it with `python -m starcaster synth --out {config.data}`."

@@ -342,8 +342,9 @@ class STARCasterPipeline(DiffusionPipeline):
                     cache = context.cache()
                 with self.timer("denoise"):
                     conditions = guided_conditions(self.unet, identity, audio, views, guidance)
+                    steps = int(r.num_inference_steps)
                     clean = denoise_chunk(
-                        self.unet, self.scheduler, noise, conditions, cache, int(r.num_inference_steps), guidance
+                        self.unet, self.scheduler, noise, conditions, cache, steps, guidance, prep.reference_latents
                     )
                 with self.timer("context"):
                     context.add(clean, identity, audio, views)

@@ -139,3 +139,27 @@ def test_demo_and_real_presets_instantiate():
     # The real backbone is exactly SD-1.5's UNet (859.5 M), plus a ReferenceNet copy and CLIP-L text.
     assert real_backbone == 859_520_964
     assert real_total > 2 * real_backbone
+
+
+def test_reference_concat_starts_as_the_same_model_then_reads_the_portrait(tmp_path):
+    """Zero-initialised reference channels: identical outputs; once trained, the portrait matters."""
+    from starcaster.models.unet import with_reference_concat
+
+    unet = _tiny_unet()
+    latents, identity, audio, views = _inputs(unet)
+    portrait = torch.randn(2, 1, *latents.shape[2:])
+    conditions = unet.encode_conditions(identity, audio, views)
+    converted = with_reference_concat(unet).eval()
+    assert converted.config.reference_concat and with_reference_concat(converted) is converted
+    with torch.no_grad():
+        before = unet(latents, 500, conditions)
+        torch.testing.assert_close(converted(latents, 500, conditions, reference=portrait), before)
+        torch.testing.assert_close(converted(latents, 500, conditions), before)  # no portrait: zeros
+        converted.backbone.conv_in.weight[:, unet.config.latent_channels :].normal_()  # as if trained
+        with_portrait = converted(latents, 500, conditions, reference=portrait)
+        assert (with_portrait - converted(latents, 500, conditions)).abs().max() > 1e-3
+        # one portrait per video serves every CFG group
+        doubled = converted(latents.repeat(2, 1, 1, 1, 1), 500, conditions.repeat(2, 1, 1), reference=portrait)
+        torch.testing.assert_close(doubled[:2], with_portrait)
+    converted.save_pretrained(tmp_path)
+    assert STARCasterUNet.from_pretrained(tmp_path).backbone.conv_in.in_channels == 2 * unet.config.latent_channels

@@ -223,3 +223,26 @@ def test_trim_silence_and_audio_limit(tiny_pipe, speech_wave, identity_vector):
     assert len(trimmed.frames) < len(full.frames) - 40  # about 2 s of silence removed
     with pytest.raises(InputError, match="long"):
         _run(tiny_pipe, padded, identity_vector, max_audio_seconds=1.0)
+
+
+def test_reference_concat_model_reads_the_portrait_only_in_image_mode(tiny_pipe, speech_wave):
+    from starcaster.models.unet import with_reference_concat
+
+    unet = with_reference_concat(tiny_pipe.unet)
+    with torch.no_grad():
+        unet.backbone.conv_in.weight[:, tiny_pipe.unet.config.latent_channels :].normal_(std=0.5)
+    pipe = STARCasterPipeline(
+        unet=unet.eval(), vae=tiny_pipe.vae, scheduler=tiny_pipe.scheduler, identity_encoder=tiny_pipe.identity_encoder
+    )
+    pipe.set_progress_bar_config(disable=True)
+    portrait = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    a, before = (
+        p(speech_wave, image=portrait, generator=torch.Generator().manual_seed(0), output_type="latent")
+        for p in (pipe, tiny_pipe)
+    )
+    assert a.frames.shape == before.frames.shape and np.abs(a.frames - before.frames).max() > 1e-4
+    # identity-only mode gets zeros in the reference channels: same as the unconverted weights there
+    embedding = a.identity_embedding
+    plain = _run(tiny_pipe, speech_wave, embedding, output_type="latent").frames
+    converted = _run(pipe, speech_wave, embedding, output_type="latent").frames
+    np.testing.assert_allclose(converted, plain, atol=1e-5)

@@ -100,3 +100,15 @@ def test_splits_share_no_identities_or_voices():
     for engine in ("espeak", "formant"):
         names = {split: {v.name for v in voices(split, engine)} for split in SPLITS}
         assert not names["train"] & names["test"] and not names["train"] & names["val"]
+
+
+def test_synth_cli_writes_a_dataset_without_multiview_sets(tmp_path):
+    """The GPU recipe's data: talking clips only (`--multiview-sets 0`)."""
+    import json
+
+    from starcaster.cli import main
+
+    args = ["synth", "--out", str(tmp_path), "--clips", "3", "--multiview-sets", "0", "--eval-clips", "1"]
+    assert main([*args, "--seconds", "0.5", "--resolution", "16"]) == 0
+    kinds = {c["kind"] for c in json.loads((tmp_path / "train" / "manifest.json").read_text())["clips"]}
+    assert kinds == {"talking"}

@@ -56,6 +56,8 @@ def test_every_stage_ran_and_logged(trained):
         rows = (run_dir / name / "log.csv").read_text().strip().splitlines()
         assert rows[0].startswith("step,loss") and len(rows) >= 3, name
         assert np.isfinite([float(r.split(",")[1]) for r in rows[1:]]).all()
+    header = (run_dir / "self_forcing" / "log.csv").read_text().splitlines()[0]
+    assert "identity" in header  # the identity loss ran (tiny.yaml turns it on in self-forcing)
     # tiny's 32² portraits are below the identity front end's 64 px minimum: no samples, no crash
     assert not (run_dir / "motion" / "samples.mp4").exists()
     assert float((run_dir / "vae" / "psnr.txt").read_text()) > 0
@@ -119,6 +121,18 @@ def test_continue_from_an_exported_checkpoint(trained, tiny_data, tmp_path):
     assert _train(tiny_data, tmp_path / "more", "--init-from", str(export), "--stage", "motion") == 0
     assert (tmp_path / "more" / "motion" / "final" / "config.json").is_file()
     assert not (tmp_path / "more" / "vae").exists()  # nothing retrained before the video stage
+
+
+def test_fresh_video_stages_on_an_exported_checkpoints_components(trained, tiny_data, tmp_path):
+    """--components-from: the VAE/encoder are a published checkpoint's, the UNet starts fresh."""
+    from starcaster.training.recipe import _initial_unet
+
+    _, export = trained
+    assert _train(tiny_data, tmp_path / "fresh", "--components-from", str(export), "--stage", "motion") == 0
+    assert not (tmp_path / "fresh" / "vae").exists() and not (tmp_path / "fresh" / "identity_encoder").exists()
+    config = load_config("configs/tiny.yaml", out=tmp_path / "unused", components_from=export)
+    fresh, published = _initial_unet(config, 0), STARCasterPipeline.from_pretrained(export).unet
+    assert not torch.equal(fresh.backbone.conv_in.weight, published.backbone.conv_in.weight.float())
 
 
 def test_training_state_round_trip(tmp_path):

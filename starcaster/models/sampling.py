@@ -77,11 +77,13 @@ def predict_x0(
     conditions: torch.Tensor,
     cache: KVCache | None,
     guidance: Guidance,
+    reference: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One guided clean-sample estimate for a chunk ``[B,F,C,h,w]``."""
+    """One guided clean-sample estimate for a chunk ``[B,F,C,h,w]`` (``reference``: see ``STARCasterUNet.forward``)."""
     groups = len(guidance.passes())
     batched = latents.repeat(groups, 1, 1, 1, 1)  # [G*B, F, C, h, w]
-    x0 = unet(batched, timestep, conditions, cache=cache, cfg_groups=groups).to(latents.dtype)  # fp32 under autocast
+    x0 = unet(batched, timestep, conditions, cache=cache, cfg_groups=groups, reference=reference)
+    x0 = x0.to(latents.dtype)  # fp32 under autocast
     return guidance.combine(list(x0.chunk(groups)))
 
 
@@ -93,12 +95,13 @@ def denoise_chunk(
     cache: KVCache | None,
     num_inference_steps: int,
     guidance: Guidance = Guidance(),
+    reference: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Pure noise ``[B,F,C,h,w]`` → clean chunk, in ``num_inference_steps`` scheduler steps."""
     scheduler.set_timesteps(num_inference_steps, device=noise.device)
     latents = noise
     x0 = noise
     for t in scheduler.timesteps:
-        x0 = predict_x0(unet, latents, t, conditions, cache, guidance)
+        x0 = predict_x0(unet, latents, t, conditions, cache, guidance, reference)
         latents = scheduler.step(x0.flatten(0, 1), t, latents.flatten(0, 1)).prev_sample.view_as(latents)
     return x0

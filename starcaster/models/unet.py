@@ -62,6 +62,7 @@ class STARCasterUNet(ModelMixin, ConfigMixin):
         camera_bands: int = 4,
         max_context_frames: int = 16,
         identity_encoder_type: str = "builtin",
+        reference_concat: bool = False,
     ):
         super().__init__()
         backbone_kwargs = dict(
@@ -76,7 +77,11 @@ class STARCasterUNet(ModelMixin, ConfigMixin):
             cross_attention_dim=cross_attention_dim,
             norm_num_groups=norm_num_groups,
         )
-        self.backbone = UNet2DConditionModel(**backbone_kwargs)
+        # reference_concat: the portrait's latents also enter the denoiser pixel-aligned, as extra
+        # input channels (zeros without a portrait) — the cheapest reference conditioning, which the
+        # feasibility prototype found gives sharp faces (docs/architecture.md).
+        in_channels = latent_channels * (2 if reference_concat else 1)
+        self.backbone = UNet2DConditionModel(**{**backbone_kwargs, "in_channels": in_channels})
         self.reference_net = UNet2DConditionModel(**backbone_kwargs)
         self.identity_proj = self._make_identity_projector()
         self.audio_proj = AudioProjector(audio_n_mels, 2 * audio_context + 1, cross_attention_dim)
@@ -156,13 +161,20 @@ class STARCasterUNet(ModelMixin, ConfigMixin):
         conditions: torch.Tensor,
         cache: KVCache | None = None,
         cfg_groups: int = 1,
+        reference: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Noisy chunk ``[B,F,C,h,w]`` at ``timestep`` → predicted clean chunk ``[B,F,C,h,w]``."""
+        """Noisy chunk ``[B,F,C,h,w]`` at ``timestep`` → predicted clean chunk ``[B,F,C,h,w]``.
+
+        ``reference`` ``[B',1,C,h,w]`` (B' divides B: one per video, repeated over CFG groups) is
+        the portrait's latents; only ``reference_concat`` models read it (None → zeros).
+        """
         batch, frames = latents.shape[:2]
         timesteps = _per_frame_timesteps(timestep, batch, frames, latents.device)
         context = AttentionContext(
             frames=frames, cache=cache, cfg_groups=cfg_groups, attention_dtype=self.attention_dtype
         )
+        if self.config.reference_concat:
+            latents = torch.cat([latents, _aligned_reference(reference, latents)], dim=2)
         x0 = self.backbone(
             latents.flatten(0, 1),  # [B*F, C, h, w]
             timesteps,
@@ -205,6 +217,31 @@ class STARCasterUNet(ModelMixin, ConfigMixin):
         keep = {"audio": torch.zeros(batch, dtype=torch.bool, device=latents.device)}
         conditions = self.encode_conditions(identity, silent, view.view(batch, 1, 2).to(latents.dtype), keep)
         return self.encode_context(latents, conditions)
+
+
+def _aligned_reference(reference: torch.Tensor | None, latents: torch.Tensor) -> torch.Tensor:
+    """The portrait's latents broadcast to every frame of ``latents`` (zeros without one)."""
+    if reference is None:
+        return torch.zeros_like(latents)
+    reference = reference.to(latents.dtype).repeat(latents.shape[0] // reference.shape[0], 1, 1, 1, 1)
+    return reference.expand(-1, latents.shape[1], -1, -1, -1)
+
+
+def with_reference_concat(unet: STARCasterUNet) -> STARCasterUNet:
+    """The same model with pixel-aligned reference input channels, zero-initialised.
+
+    The new channels start at zero, so the converted model computes exactly what ``unet`` did
+    until training teaches it to read the portrait (like inpainting UNets extend ``conv_in``).
+    """
+    if unet.config.reference_concat:
+        return unet
+    settings = {k: v for k, v in unet.config.items() if not k.startswith("_")}
+    converted = STARCasterUNet(**{**settings, "reference_concat": True}).to(unet.device)
+    state = unet.state_dict()
+    weight = state["backbone.conv_in.weight"]
+    state["backbone.conv_in.weight"] = torch.cat([weight, torch.zeros_like(weight)], dim=1)
+    converted.load_state_dict(state)
+    return converted
 
 
 def _per_frame_timesteps(timestep, batch: int, frames: int, device) -> torch.Tensor:

@@ -68,6 +68,8 @@ class StageConfig:
     multiview_prob: float = 0.0  # chance a batch is a multi-view static set (view axis)
     trainable: str = "all"  # "all" | "view" (camera stream + self-attention only)
     lip_weight: float = 0.0  # weight of the lip-reading loss (mouth expert on decoded frames)
+    identity_weight: float = 0.0  # weight of the identity loss (frozen identity encoder on decoded frames)
+    reference_concat: bool = False  # give the UNet pixel-aligned reference channels (zero-initialised)
     motion_weight: float = 4.0  # extra loss weight where ground-truth frames move (the mouth)
     drop_identity: float = 0.1
     drop_audio: float = 0.1
@@ -89,6 +91,7 @@ class RecipeConfig:
     gradient_checkpointing: bool = False
     num_workers: int = 0
     init_from: Path | None = None  # a pipeline folder to continue from (its VAE, encoder and UNet)
+    components_from: Path | None = None  # a pipeline folder whose VAE and identity encoder are reused (fresh UNet)
     sample_seconds: float = 2.0  # per-stage sample video of a held-out val clip (0 = none)
     vae: VaeConfig = field(default_factory=VaeConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
@@ -120,6 +123,7 @@ def load_config(path: str | Path, **overrides) -> RecipeConfig:
     raw["stages"] = [_build(StageConfig, s) for s in raw.get("stages", [])]
     for key in ("data", "out"):
         raw[key] = Path(raw.get(key, getattr(RecipeConfig, key, "")))
-    if raw.get("init_from"):
-        raw["init_from"] = Path(raw["init_from"])
+    for key in ("init_from", "components_from"):
+        if raw.get(key):
+            raw[key] = Path(raw[key])
     return _build(RecipeConfig, raw)

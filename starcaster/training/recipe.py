@@ -21,7 +21,7 @@ from diffusers import DDIMScheduler
 
 from ..audio import AudioFeatureConfig
 from ..models.configs import get_preset
-from ..models.unet import STARCasterUNet
+from ..models.unet import STARCasterUNet, with_reference_concat
 from ..pipeline import STARCasterPipeline
 from .batches import prepare_batch
 from .config import STAGE_ORDER, RecipeConfig, StageConfig
@@ -94,13 +94,17 @@ def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder) -> STARCasterUNet:
     folder = cfg.out / stage.name
     device = training_device()  # frozen helpers go where accelerate puts the UNet
     vae, encoder = vae.to(device), encoder.to(device)
-    unet = _initial_unet(cfg, index).to(device)
+    unet = _initial_unet(cfg, index)
+    if stage.reference_concat:
+        unet = with_reference_concat(unet)
+    unet = unet.to(device)
     unet.train()
     if cfg.gradient_checkpointing:
         unet.backbone.enable_gradient_checkpointing()
     rng = np.random.default_rng(cfg.seed + index)
     scheduler = DDIMScheduler(**get_preset(cfg.preset).scheduler)
-    ctx = StepContext(unet, scheduler, vae, stage, rng, _lip_expert(stage, device))
+    identity_encoder = encoder if stage.identity_weight > 0 else None
+    ctx = StepContext(unet, scheduler, vae, stage, rng, _lip_expert(stage, device), identity_encoder)
     step_fn = STEPS[stage.kind]
     settings = LoopSettings(
         stage.steps, stage.lr, cfg.bf16, cfg.ema_decay, cfg.grad_clip, cfg.log_every, cfg.save_every, stage.max_minutes
@@ -131,8 +135,9 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
     if only is not None and only not in STAGE_ORDER:
         raise ValueError(f"Unknown stage {only!r}; choose from {STAGE_ORDER}.")
     encoder = None
-    if cfg.init_from is not None:  # continue a published checkpoint: keep its latent and identity space
-        vae, encoder = _components_from(cfg.init_from)
+    source = cfg.init_from or cfg.components_from
+    if source is not None:  # a published checkpoint's latent and identity space
+        vae, encoder = _components_from(source)
     else:
         vae, psnr = train_vae(cfg)
         logger.info("VAE reconstruction PSNR %.2f dB", psnr)

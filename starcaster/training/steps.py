@@ -36,6 +36,7 @@ class StepContext:
     stage: StageConfig
     rng: np.random.Generator
     lip_expert: torch.nn.Module | None = None
+    identity_encoder: torch.nn.Module | None = None  # frozen; used by the identity loss
 
 
 def stream_keep(batch: Batch, stage: StageConfig, rng: np.random.Generator) -> dict[str, torch.Tensor]:
@@ -77,21 +78,45 @@ def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torc
     return (weights * (prediction.float() - target.float()) ** 2).mean()
 
 
-def lip_loss(ctx: StepContext, prediction: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+def decode(ctx: StepContext, prediction: torch.Tensor) -> torch.Tensor:
+    """Predicted clean latents ``[B, F, C, h, w]`` → pixels ``[B·F, 3, H, W]`` (with gradient)."""
+    return ctx.vae.decode(prediction.flatten(0, 1).float() / ctx.vae.config.scaling_factor).sample.clamp(-1, 1)
+
+
+def lip_loss(ctx: StepContext, decoded: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     """Lip-reading loss: a frozen mouth expert reads generated and real frames; their readings must agree."""
-    decoded = ctx.vae.decode(prediction.flatten(0, 1).float() / ctx.vae.config.scaling_factor).sample.clamp(-1, 1)
     with torch.no_grad():
         target = ctx.lip_expert(pixels.flatten(0, 1))
     return F.mse_loss(ctx.lip_expert(decoded), target)
 
 
+def identity_loss(ctx: StepContext, decoded: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+    """Soft identity loss: the frozen identity encoder must find the conditioning identity in every generated frame.
+
+    ``1 − cos`` against the embedding the model was conditioned on, so it applies to any identity
+    (unlike the pixel loss, which only knows the training faces): the identity-only mode's signal.
+    """
+    encoder = ctx.identity_encoder
+    frames = F.interpolate(decoded, size=encoder.config.image_size, mode="area")
+    target = identity.repeat_interleave(decoded.shape[0] // identity.shape[0], dim=0)
+    return (1 - F.cosine_similarity(encoder(frames).float(), target.float(), dim=-1)).mean()
+
+
 def chunk_loss(ctx: StepContext, prediction: torch.Tensor, batch: Batch, frames: slice) -> tuple[torch.Tensor, dict]:
+    stage = ctx.stage
     loss = diffusion_loss(prediction, batch.latents[:, frames], batch.weights[:, frames])
     parts = {"mse": loss.item()}
-    if ctx.stage.lip_weight > 0 and ctx.lip_expert is not None:
-        lip = lip_loss(ctx, prediction, batch.pixels[:, frames])
-        loss = loss + ctx.stage.lip_weight * lip
+    use_lip = stage.lip_weight > 0 and ctx.lip_expert is not None
+    use_identity = stage.identity_weight > 0 and ctx.identity_encoder is not None
+    decoded = decode(ctx, prediction) if use_lip or use_identity else None
+    if use_lip:
+        lip = lip_loss(ctx, decoded, batch.pixels[:, frames])
+        loss = loss + stage.lip_weight * lip
         parts["lip"] = lip.item()
+    if use_identity:
+        ident = identity_loss(ctx, decoded, batch.identity)
+        loss = loss + stage.identity_weight * ident
+        parts["identity"] = ident.item()
     return loss, parts
 
 
@@ -99,8 +124,10 @@ def teacher_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
     stage, unet = ctx.stage, ctx.unet
     past = 0 if ctx.rng.random() < stage.first_chunk_prob else stage.context_frames
     cache = unet.new_cache(window_frames=None)
+    reference = None
     if ctx.rng.random() < stage.reference_prob:
         write_reference(ctx, cache, batch)
+        reference = batch.reference  # read pixel-aligned too by reference_concat models
     start = stage.context_frames
     if past:
         t_aug = torch.from_numpy(ctx.rng.integers(0, stage.context_noise_t + 1, batch.identity.shape[0]))
@@ -116,16 +143,18 @@ def teacher_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
     conditions = unet.encode_conditions(
         batch.identity, batch.audio[:, frames], batch.views[:, frames], stream_keep(batch, stage, ctx.rng)
     )
-    prediction = unet(noisy, timesteps, conditions, cache=cache if len(cache) else None)
+    prediction = unet(noisy, timesteps, conditions, cache=cache if len(cache) else None, reference=reference)
     return chunk_loss(ctx, prediction, batch, frames)
 
 
 def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
     stage, unet = ctx.stage, ctx.unet
     cache = unet.new_cache(window_frames=stage.train_window)
+    reference = None
     if ctx.rng.random() < stage.reference_prob:
         with torch.no_grad():
             write_reference(ctx, cache, batch)
+        reference = batch.reference
     total, parts = 0.0, {}
     shape = batch.latents[:, : stage.chunk_length].shape
     device = batch.latents.device
@@ -135,7 +164,7 @@ def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dic
         conditions = unet.encode_conditions(batch.identity, batch.audio[:, frames], batch.views[:, frames])
         own = torch.randn(shape, device=device)
         noise = math.sqrt(stage.noise_sharing) * shared + math.sqrt(1 - stage.noise_sharing) * own
-        prediction, clean = _rollout_chunk(ctx, conditions, cache, noise)
+        prediction, clean = _rollout_chunk(ctx, conditions, cache, noise, reference)
         loss, parts = chunk_loss(ctx, prediction, batch, frames)
         total = total + loss / stage.rollout_chunks
         with torch.no_grad():
@@ -143,7 +172,7 @@ def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dic
     return total, parts
 
 
-def _rollout_chunk(ctx: StepContext, conditions, cache: KVCache, noise) -> tuple[torch.Tensor, torch.Tensor]:
+def _rollout_chunk(ctx: StepContext, conditions, cache: KVCache, noise, reference) -> tuple[torch.Tensor, torch.Tensor]:
     """Few-step sampling from ``noise``; the gradient flows through one random step only.
 
     Returns (the x0 prediction at that step, with grad; the finished clean chunk, detached).
@@ -157,11 +186,11 @@ def _rollout_chunk(ctx: StepContext, conditions, cache: KVCache, noise) -> tuple
     for i, t in enumerate(scheduler.timesteps):
         context = cache if len(cache) else None
         if i == grad_step:
-            prediction = unet(latents, t, conditions, cache=context)
+            prediction = unet(latents, t, conditions, cache=context, reference=reference)
             clean = prediction.detach()
         else:
             with torch.no_grad():
-                clean = unet(latents, t, frozen, cache=context)
+                clean = unet(latents, t, frozen, cache=context, reference=reference)
         latents = scheduler.step(clean.flatten(0, 1), t, latents.flatten(0, 1)).prev_sample.view_as(latents)
     return prediction, clean
 

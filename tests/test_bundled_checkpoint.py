@@ -52,8 +52,8 @@ def test_bundled_checkpoint_loads_by_repo_id_offline(bundled):
 def test_bundled_checkpoint_keeps_its_measured_quality_on_fresh_held_out_clips(bundled, tmp_path):
     """A regression check of the shipped weights on a freshly rendered test clip (held-out identity and voice).
 
-    Thresholds sit well below the model card's figures (lip-sync 0.95, view error 5.0°, identity_cos
-    0.75, motion ratio 0.72 on 10 sequences) — a 3-second clip is noisy — but far above the floors
+    Thresholds sit well below the model card's figures (lip-sync 0.97, view error 2.3°, identity_cos
+    0.85, motion ratio 0.99 on 10 sequences) — a 3-second clip is noisy — but far above the floors
     (still image: lip-sync 0, view error 26°, motion ratio 0; another identity: identity_cos −0.08).
     """
     from starcaster.data.synthtalk import SynthConfig, generate_dataset

@@ -55,6 +55,7 @@ def test_bundled_checkpoint_keeps_its_measured_quality_on_fresh_held_out_clips(b
     Thresholds sit well below the model card's figures (lip-sync 0.97, view error 2.3°, identity_cos
     0.85, motion ratio 0.99 on 10 sequences) — a 3-second clip is noisy — but far above the floors
     (still image: lip-sync 0, view error 26°, motion ratio 0; another identity: identity_cos −0.08).
+    Measured on this clip (run 5c): lip-sync 0.98, view error 5.7°, identity_cos 0.84, motion ratio 1.28.
     """
     from starcaster.data.synthtalk import SynthConfig, generate_dataset
     from starcaster.eval.harness import EvalConfig, evaluate_pipeline
@@ -63,7 +64,7 @@ def test_bundled_checkpoint_keeps_its_measured_quality_on_fresh_held_out_clips(b
         SynthConfig(out=tmp_path, splits=("test",), eval_clips=1, eval_seconds=3.0, test_views=2), progress=False
     )
     result = evaluate_pipeline(bundled, tmp_path / "test", EvalConfig(mode="reference"))
-    assert result["lip_sync_corr"] > 0.5
-    assert result["view_error_deg"] < 14.0
+    assert result["lip_sync_corr"] > 0.7
+    assert result["view_error_deg"] < 10.0
     assert 0.4 < result["motion_ratio"] < 2.0
-    assert result["identity_cos"] > 0.4
+    assert result["identity_cos"] > 0.6

@@ -151,7 +151,7 @@ def test_training_state_round_trip(tmp_path):
 
 def test_configs_parse_and_name_known_stages():
     names = ("tiny", "demo", "demo-gpu", "demo-concat", "demo-kl", "real", "ablations/no-lip", "ablations/id-first")
-    for path in (*names, "ablations/first-chunk", "ablations/identity-loss"):
+    for path in (*names, "ablations/first-chunk", "ablations/identity-loss", "ablations/view-on-5c"):
         config = load_config(f"configs/{path}.yaml")
         assert {s.name for s in config.stages} <= set(STAGE_ORDER)
         get_preset(config.preset)  # names a preset that exists

@@ -188,12 +188,12 @@ def test_stage_samples_show_truth_and_both_identity_modes(tmp_path):
 
 
 def test_worker_audio_features_match_the_main_process(tiny_data):
-    """Data-loader workers (the GPU recipe) compute the same audio features prepare_batch would."""
+    """Data-loader workers compute the same audio features as the main process, and prepare_batch uses them."""
     import functools
 
     from starcaster.audio import AudioFeatureConfig
     from starcaster.training.batches import prepare_batch
-    from starcaster.training.data import collate_audio_features, endless
+    from starcaster.training.data import audio_features, collate_audio_features, endless
     from starcaster.training.recipe import _components_from
 
     config = AudioFeatureConfig(n_mels=40, context=4)
@@ -204,10 +204,9 @@ def test_worker_audio_features_match_the_main_process(tiny_data):
     vae, encoder = _components_from(Path("checkpoints/starcaster-synth"))
     sample["frames"] = np.zeros((2, 6, 64, 64, 3), np.uint8)  # the bundled components expect 64² frames
     sample["reference"] = np.zeros((2, 64, 64, 3), np.uint8)
-    from_workers = prepare_batch(sample, vae, encoder, config, 25.0, 4.0)
-    del sample["audio_features"]
-    here = prepare_batch(sample, vae, encoder, config, 25.0, 4.0)
-    torch.testing.assert_close(from_workers.audio, here.audio)
+    from_workers = prepare_batch(sample, vae, encoder, 4.0)
+    here = torch.from_numpy(audio_features(sample["audio"], 6, 25.0, config)).float()
+    torch.testing.assert_close(from_workers.audio, here)
     assert from_workers.audio.abs().sum() > 0  # real speech features, not padding
     sample["audio_features"] = np.zeros_like(from_workers.audio.numpy())
-    assert prepare_batch(sample, vae, encoder, config, 25.0, 4.0).audio.abs().sum() == 0  # precomputed ones are used
+    assert prepare_batch(sample, vae, encoder, 4.0).audio.abs().sum() == 0  # precomputed ones are used

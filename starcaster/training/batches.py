@@ -1,7 +1,8 @@
 """Dataset samples → model-ready tensors, computed once per batch without gradients.
 
 Frames become VAE latents, the reference portrait becomes the identity embedding (through
-the frozen identity encoder) and reference latents, audio becomes per-frame features, and a
+the frozen identity encoder) and reference latents, the audio features (made by the data
+loader's ``collate_audio_features``) become a tensor, and a
 per-pixel weight map marks what moves in the window (mostly the mouth: the FEASIBILITY runs
 found the mouth, ~1 % of the pixels, is ignored without a targeted loss).
 """
@@ -10,12 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-
-from ..audio import AudioFeatureConfig, frame_features
 
 
 @dataclass
@@ -56,39 +54,24 @@ def motion_weights(pixels: torch.Tensor, latent_size: int, strength: float) -> t
     return 1.0 + strength * normalised.clamp(max=4.0)
 
 
-def audio_features(waves, frames: int, fps: float, config: AudioFeatureConfig) -> np.ndarray:
-    """Per-frame features ``[B, T, W, M]`` of a batch's audio windows (CPU, numpy)."""
-    return np.stack([frame_features(np.asarray(a), fps, config)[:frames] for a in waves])
-
-
 @torch.no_grad()
 def prepare_batch(
-    sample: dict,
-    vae,
-    identity_encoder,
-    audio_config: AudioFeatureConfig,
-    fps: float,
-    motion_strength: float,
-    device: torch.device | str = "cpu",
+    sample: dict, vae, identity_encoder, motion_strength: float, device: torch.device | str = "cpu"
 ) -> Batch:
-    """Everything lands on ``device`` (the models' device): uint8 frames travel, floats are made there."""
+    """A ``collate_audio_features`` batch on ``device`` (the models'): uint8 frames travel, floats are made there."""
     pixels = to_pixels(torch.as_tensor(sample["frames"]).to(device))  # [B, T, 3, H, W]
     latents = encode_latents(vae, pixels)
     reference_pixels = to_pixels(torch.as_tensor(sample["reference"]).to(device))[:, None]  # [B, 1, 3, H, W]
     identity = identity_encoder(
         F.interpolate(reference_pixels[:, 0], size=identity_encoder.config.image_size, mode="area")
     )
-    frames = pixels.shape[1]
-    audio = sample.get("audio_features")
-    if audio is None:  # computed here unless the data loader's workers did it (collate_audio_features)
-        audio = audio_features(sample["audio"], frames, fps, audio_config)
     views = torch.stack([torch.as_tensor(sample["azimuth"]), torch.as_tensor(sample["elevation"])], -1).float()
     return Batch(
         latents=latents,
         pixels=pixels,
         reference=encode_latents(vae, reference_pixels),
         identity=identity.float(),
-        audio=torch.as_tensor(audio).float().to(device),
+        audio=torch.as_tensor(sample["audio_features"]).float().to(device),
         views=views.to(device),
         has_audio=torch.as_tensor(sample["has_audio"]).bool().to(device),
         weights=motion_weights(pixels, latents.shape[-1], motion_strength),

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
-from ..audio import AudioFeatureConfig
+from ..audio import AudioFeatureConfig, frame_features
 from ..data.datasets import SynthTalkDataset
-from .batches import audio_features
 
 
 def endless(
@@ -52,6 +51,11 @@ def _collate(samples: list[dict]) -> dict:
         values = [s[key] for s in samples]
         out[key] = values if isinstance(values[0], str) else np.stack([np.asarray(v) for v in values])
     return out
+
+
+def audio_features(waves, frames: int, fps: float, config: AudioFeatureConfig) -> np.ndarray:
+    """Per-frame features ``[B, T, W, M]`` of a batch's audio windows (CPU, numpy)."""
+    return np.stack([frame_features(np.asarray(a), fps, config)[:frames] for a in waves])
 
 
 def collate_audio_features(samples: list[dict], frames: int, fps: float, config: AudioFeatureConfig) -> dict:

@@ -73,7 +73,7 @@ def _batches(cfg: RecipeConfig, stage: StageConfig, vae, encoder, unet, rng, dev
 
     views = windows("multiview") if stage.multiview_prob > 0 else None
     for sample in mixed(windows("talking"), views, stage.multiview_prob, rng):
-        yield prepare_batch(sample, vae, encoder, audio_config, fps, stage.motion_weight, device)
+        yield prepare_batch(sample, vae, encoder, stage.motion_weight, device)
 
 
 def train_stage(cfg: RecipeConfig, name: str, vae, encoder) -> STARCasterUNet:

@@ -184,11 +184,9 @@ class DemoApp:
 
     @_reported
     def sample_identity(self, seed: float, randomize: bool, request: gr.Request = None):
-        """A random identity on the unit sphere → (identity .npy, the seed used, a note)."""
-        from starcaster.identity import random_identity
-
+        """A random identity (``pipe.random_identity``) → (identity .npy, the seed used, a note)."""
         seed = random.randint(0, MAX_SEED) if randomize else _seed(seed)
-        embedding = random_identity(seed, dim=int(self.pipe.unet.config.identity_embed_dim))
+        embedding = self.pipe.random_identity(seed)
         path = self._save_identity(embedding, f"identity_random_{seed}.npy", request)
         return path, seed, f"Random identity, seed {seed}."
 
@@ -217,6 +215,20 @@ class DemoApp:
         except STARCasterError as exc:
             return f"⚠️ {exc}"
         return f"Current identity: `{Path(path).name}` (valid, {self.pipe.unet.config.identity_embed_dim}-D)."
+
+    def imagine_identity(self, path: str | None) -> np.ndarray | None:
+        """The identity prior's portrait of an embedding file (enlarged for display), or None."""
+        from starcaster.identity import load_embedding
+
+        if not path or self.pipe.identity_prior is None:
+            return None
+        try:
+            embedding = load_embedding(path, int(self.pipe.unet.config.identity_embed_dim))
+        except STARCasterError:
+            return None  # describe_identity explains what is wrong with the file
+        with self._lock:
+            portrait = self.pipe.imagine_portrait(embedding)
+        return np.kron(portrait, np.ones((3, 3, 1), np.uint8))  # 64² → 192², sharp pixels
 
     def _save_identity(self, embedding: np.ndarray, name: str, request) -> str:
         from starcaster.identity import save_embedding
@@ -615,6 +627,11 @@ def _identity_tab(app: DemoApp) -> gr.File:
     identity = gr.File(label="Identity embedding (512-D: .npy .pt .safetensors .json)", file_types=EMBEDDING_TYPES)
     note = gr.Markdown(app.describe_identity(None))
     identity.change(app.describe_identity, identity, note, api_visibility="private", queue=False)
+    if app.pipe.identity_prior is not None:
+        imagined = gr.Image(
+            label="The face this identity animates (identity prior)", interactive=False, height=160, elem_id="imagined"
+        )
+        identity.change(app.imagine_identity, identity, imagined, api_visibility="private", queue=False)
     if examples := _example_files("embeddings", "*.npy"):
         gr.Examples(examples, inputs=identity, label="Example identities")
     with gr.Accordion("Random identity", open=True):

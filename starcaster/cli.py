@@ -44,6 +44,11 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trim-silence", action="store_true", help="cut leading/trailing silence from the audio")
     p.add_argument("--save-embedding", default=None, help="also save the identity embedding used (.npy)")
     p.add_argument(
+        "--no-identity-prior",
+        action="store_true",
+        help="with --embedding: the video model alone, not the checkpoint's identity-prior portrait",
+    )
+    p.add_argument(
         "--precision",
         choices=["fp32", "bf16"],
         default="fp32",
@@ -83,6 +88,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         fps=args.fps,
         trim_silence=args.trim_silence,
         precision=args.precision,
+        use_identity_prior=not args.no_identity_prior,
     )
     run = pipe.start(**settings)
     with (
@@ -216,6 +222,11 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--guidance-camera", type=float, default=1.0, help="camera CFG scale of the model row")
     p.add_argument("--noise-sharing", type=float, default=1.0, help="shared starting noise of the model row")
+    p.add_argument(
+        "--no-identity-prior",
+        action="store_true",
+        help="embedding mode without the checkpoint's identity prior (the video model alone)",
+    )
     p.add_argument("--out", default=None, help="write results JSON here")
 
 
@@ -242,6 +253,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         drift_seconds=args.drift_seconds,
         guidance_scale_camera=args.guidance_camera,
         noise_sharing=args.noise_sharing,
+        use_identity_prior=not args.no_identity_prior,
     )
     results = run_benchmark(split_dir, pipe, config)
     print(format_table(results))

@@ -25,6 +25,7 @@ from .camera import FROZEN_TIME_PATHS, ViewTrack, make_view_track
 from .errors import InputError
 from .hub import resolve_checkpoint
 from .models.identity_encoder import IdentityEncoder  # imported so from_pretrained can load the component
+from .models.identity_prior import IdentityPrior
 from .models.kv_cache import KVCache
 from .models.pixel_vae import PixelUnshuffleVAE
 from .models.sampling import Guidance, denoise_chunk, guided_conditions
@@ -65,6 +66,7 @@ class GenerationRequest:
     max_audio_seconds: float | None = None
     precision: str = "fp32"
     noise_sharing: float = 1.0
+    use_identity_prior: bool = True  # identity-only mode: anchor on the prior's portrait, if the checkpoint has one
 
 
 @dataclass
@@ -96,12 +98,13 @@ class STARCasterPipeline(DiffusionPipeline):
 
     Components: ``unet`` (``STARCasterUNet``: denoiser, reference encoder and condition
     projectors), ``vae`` (per-frame ``AutoencoderKL``, or the exact ``PixelUnshuffleVAE``), ``scheduler`` (DDIM, x0-prediction),
-    and ``identity_encoder`` (the built-in face encoder, or None when the checkpoint expects
-    insightface embeddings).
+    ``identity_encoder`` (the built-in face encoder, or None when the checkpoint expects
+    insightface embeddings) and ``identity_prior`` (optional: embedding → portrait, the anchor
+    of identity-only mode).
     """
 
     model_cpu_offload_seq = "unet->vae"
-    _optional_components = ["identity_encoder"]
+    _optional_components = ["identity_encoder", "identity_prior"]
 
     def __init__(
         self,
@@ -109,9 +112,12 @@ class STARCasterPipeline(DiffusionPipeline):
         vae: AutoencoderKL | PixelUnshuffleVAE,
         scheduler: DDIMScheduler,
         identity_encoder: IdentityEncoder | None = None,
+        identity_prior: IdentityPrior | None = None,
     ):
         super().__init__()
-        self.register_modules(unet=unet, vae=vae, scheduler=scheduler, identity_encoder=identity_encoder)
+        self.register_modules(
+            unet=unet, vae=vae, scheduler=scheduler, identity_encoder=identity_encoder, identity_prior=identity_prior
+        )
         self.timer = StageTimer(enabled=False)  # the benchmark swaps in an enabled one
 
     @classmethod
@@ -200,10 +206,35 @@ class STARCasterPipeline(DiffusionPipeline):
         """A face image → the checkpoint's 512-D identity embedding (L2-normalised)."""
         return self.identity_backend().embed(identity_frontend.load_image(image))
 
-    def _prepare_identity(self, identity_embedding, image) -> tuple[np.ndarray, torch.Tensor | None]:
+    def imagine_portrait(self, identity_embedding) -> np.ndarray:
+        """The identity prior's portrait of an embedding, uint8 ``[H, W, 3]`` (what identity-only mode animates)."""
+        if self.identity_prior is None:
+            raise InputError("This checkpoint has no identity prior (no `identity_prior/` folder).")
+        dim = self.unet.config.identity_embed_dim
+        return self.identity_prior.portrait(identity_frontend.load_embedding(identity_embedding, expected_dim=dim))
+
+    def random_identity(self, seed: int | np.random.Generator | None = None) -> np.ndarray:
+        """A random identity embedding ``(512,)``.
+
+        With an identity prior: a draw from the (diagonal) Gaussian of the embeddings the prior
+        was trained on, so it decodes to a plausible face; without one: a uniform direction.
+        """
+        dim = self.unet.config.identity_embed_dim
+        if self.identity_prior is None:
+            return identity_frontend.random_identity(seed, dim=dim)
+        mean = self.identity_prior.embedding_mean.float().cpu().numpy()
+        spread = np.diag(self.identity_prior.embedding_std.float().cpu().numpy())
+        return identity_frontend.random_identity(seed, dim=dim, mean=mean, cov_factor=spread)
+
+    def _prepare_identity(
+        self, identity_embedding, image, use_prior: bool = True
+    ) -> tuple[np.ndarray, torch.Tensor | None]:
         dim = self.unet.config.identity_embed_dim
         if image is None:
-            return identity_frontend.load_embedding(identity_embedding, expected_dim=dim), None
+            embedding = identity_frontend.load_embedding(identity_embedding, expected_dim=dim)
+            if not use_prior or self.identity_prior is None:
+                return embedding, None  # the video model alone: soft identity from the embedding tokens
+            return embedding, self.encode_images(self.identity_prior.portrait(embedding)[None])[None]
         picture = identity_frontend.load_image(image)
         embedding = self.identity_backend().embed(picture)
         crop = identity_frontend.detect_and_crop_face(picture, self.image_size).image
@@ -238,7 +269,7 @@ class STARCasterPipeline(DiffusionPipeline):
 
     def _prepare(self, r: GenerationRequest) -> _Prepared:
         with self.timer("identity"):
-            embedding, reference = self._prepare_identity(r.identity_embedding, r.image)
+            embedding, reference = self._prepare_identity(r.identity_embedding, r.image, r.use_identity_prior)
         frozen = r.camera_path in FROZEN_TIME_PATHS
         with self.timer("audio"):
             wave, features = self._prepare_audio(r, frozen)
@@ -388,6 +419,7 @@ class STARCasterPipeline(DiffusionPipeline):
         max_audio_seconds: float | None = None,
         precision: str = "fp32",
         noise_sharing: float = 1.0,
+        use_identity_prior: bool = True,
     ) -> STARCasterPipelineOutput:
         """Generate a whole clip.
 
@@ -416,6 +448,9 @@ class STARCasterPipeline(DiffusionPipeline):
                 through their conditions and context, which removes sampling flicker (motion ratio
                 9.9 → 1.05 and lip-sync 0.50 → 0.93 on held-out clips, docs/training.md);
                 0: independent noise per frame.
+            use_identity_prior: identity-only mode (no ``image``) on a checkpoint with an identity
+                prior: animate the prior's portrait of the embedding (``imagine_portrait``) as the
+                reference (default); False: the video model alone, from the embedding tokens.
         """
         settings = dict(locals())
         for name in ("self", "callback_on_chunk_end"):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -273,3 +274,36 @@ def test_page_shows_banner_and_checkpoint(served):
 def test_import_builds_nothing():
     code = "import sys, app; assert 'torch' not in sys.modules, 'app import pulled in torch'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_identity_prior_preview_and_random_identities_from_its_distribution(tmp_path):
+    """With an identity prior, the app shows the face an identity animates, and random identities are
+    drawn where the prior's training embeddings lie (a uniform direction would decode to noise)."""
+    import app
+    from starcaster import build_pipeline
+    from starcaster.app_support import CheckpointInfo
+    from starcaster.identity import save_embedding
+    from starcaster.models.identity_prior import IdentityPrior
+
+    pipe = build_pipeline("tiny", seed=0)
+    centre = torch.nn.functional.normalize(torch.ones(512), dim=0)
+    embeddings = torch.nn.functional.normalize(centre + 0.01 * torch.randn(64, 512), dim=1)  # an encoder's cluster
+    prior = IdentityPrior(image_size=32, num_features=64, num_components=4)
+    prior.fit(embeddings, np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8))
+    pipe.register_modules(identity_prior=prior.eval())
+    demo_app = app.DemoApp(pipe, CheckpointInfo(label="tiny", revision=None, random_weights=True), 3.0, tmp_path)
+
+    path = save_embedding(embeddings[0].numpy(), tmp_path / "identity.npy")
+    preview = demo_app.imagine_identity(str(path))
+    assert preview.shape == (96, 96, 3) and preview.dtype == np.uint8
+    assert demo_app.imagine_identity(None) is None
+    (tmp_path / "bad.npy").write_bytes(b"not an array")
+    assert demo_app.imagine_identity(str(tmp_path / "bad.npy")) is None  # the note explains the file
+
+    demo = app.create_demo(pipe, CheckpointInfo(label="tiny", revision=None, random_weights=True))
+    assert any(getattr(block, "elem_id", None) == "imagined" for block in demo.blocks.values())
+
+    drawn = pipe.random_identity(5)
+    assert float(drawn @ centre.numpy()) > 0.9 and np.array_equal(drawn, pipe.random_identity(5))
+    pipe.register_modules(identity_prior=None)
+    assert abs(float(pipe.random_identity(5) @ centre.numpy())) < 0.3  # no prior: uniform on the sphere

@@ -210,3 +210,51 @@ def test_worker_audio_features_match_the_main_process(tiny_data):
     assert from_workers.audio.abs().sum() > 0  # real speech features, not padding
     sample["audio_features"] = np.zeros_like(from_workers.audio.numpy())
     assert prepare_batch(sample, vae, encoder, 4.0).audio.abs().sum() == 0  # precomputed ones are used
+
+
+def test_identity_prior_is_trained_exported_and_anchors_identity_only_mode(trained):
+    """The prior ships in the export; identity-only mode animates its portrait unless told not to."""
+    from starcaster.errors import InputError
+
+    _, export = trained
+    pipe = STARCasterPipeline.from_pretrained(export)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.identity_prior is not None and pipe.identity_prior.dtype == torch.float32
+    embedding = pipe.encode_identity(np.full((64, 64, 3), 90, np.uint8))
+    portrait = pipe.imagine_portrait(embedding)
+    assert portrait.shape == (32, 32, 3) and portrait.dtype == np.uint8
+
+    def generate(**options):
+        return pipe(
+            np.zeros(3200, np.float32),
+            identity_embedding=embedding,
+            generator=torch.Generator().manual_seed(0),
+            **options,
+        ).frames
+
+    anchored, alone = generate(), generate(use_identity_prior=False)
+    assert not np.array_equal(anchored, alone)  # the portrait entered the cache sink / reference channels
+    pipe.identity_prior = None  # a checkpoint without a prior: identity-only mode is the video model alone
+    assert np.array_equal(generate(), alone)
+    with pytest.raises(InputError, match="no identity prior"):
+        pipe.imagine_portrait(embedding)
+
+
+def test_cli_generate_can_switch_the_identity_prior_off(trained, tmp_path):
+    import soundfile as sf
+
+    from starcaster.identity import save_embedding
+
+    _, export = trained
+    sf.write(tmp_path / "speech.wav", np.random.default_rng(0).standard_normal(4000).astype(np.float32) * 0.1, 16_000)
+    save_embedding(np.random.default_rng(1).standard_normal(512), tmp_path / "identity.npy")
+
+    def video(name: str, *extra: str) -> bytes:
+        args = ["generate", "--checkpoint", str(export), "--audio", str(tmp_path / "speech.wav"),
+                "--embedding", str(tmp_path / "identity.npy"), "--out", str(tmp_path / name), *extra]  # fmt: skip
+        assert main(args) == 0
+        return (tmp_path / name).read_bytes()
+
+    anchored = video("anchored.mp4")
+    assert video("again.mp4") == anchored  # deterministic, so a difference below is the flag's
+    assert video("alone.mp4", "--no-identity-prior") != anchored

@@ -5,10 +5,13 @@ Rows of the table:
 - ``still image`` — the reference portrait repeated: floor for motion, lip-sync and view;
 - ``random mouth`` — GT renders with the mouth track reversed and shifted: floor for sync;
 - ``other identity`` — GT motion and views rendered on another test identity: floor for identity;
+- ``identity prior portrait`` — (embedding mode, checkpoints with an identity prior) the prior's
+  portrait of each reference's embedding, held still: what identity-only mode anchors on;
 - ``model`` — the pipeline, called once per (clip, camera) with that camera's azimuth/elevation.
 
 The model is called as ``pipe(audio=, identity_embedding=, image=, azimuth=, elevation=,
-chunk_length=, num_inference_steps=, guidance_scale_camera=, noise_sharing=, generator=, fps=)`` and must return ``.frames`` uint8
+chunk_length=, num_inference_steps=, guidance_scale_camera=, noise_sharing=, use_identity_prior=, generator=,
+fps=)`` and must return ``.frames`` uint8
 ``[T, H, W, 3]``; ``pipe.encode_identity(PIL.Image) → (512,)`` gives the requested identity.
 """
 
@@ -53,6 +56,7 @@ class EvalConfig:
     num_inference_steps: int = 4
     guidance_scale_camera: float = 1.0
     noise_sharing: float = 1.0
+    use_identity_prior: bool = True  # embedding mode: anchor on the checkpoint's identity prior, if it has one
     seed: int = 0
     mode: str = "reference"  # "reference": image + its embedding; "embedding": identity embedding only
     identity_encoder: str = "expert"  # "expert" (comparable across rows) or "pipeline" (the checkpoint's)
@@ -180,6 +184,15 @@ def still_image_videos(sequences: list[EvalSequence]) -> list[np.ndarray]:
     return [np.repeat(s["reference"][None], len(s["frames"]), 0) for s in sequences]
 
 
+def prior_portrait_videos(pipe, sequences: list[EvalSequence]) -> list[np.ndarray]:
+    """The checkpoint's identity-prior portrait of each reference's embedding, as a still video.
+
+    Its identity_cos is the ceiling of what identity-only mode can anchor on.
+    """
+    portraits = [pipe.imagine_portrait(pipe.encode_identity(Image.fromarray(s["reference"]))) for s in sequences]
+    return [np.repeat(p[None], len(s["frames"]), 0) for p, s in zip(portraits, sequences)]
+
+
 def random_mouth_videos(sequences: list[EvalSequence]) -> list[np.ndarray]:
     """GT renders whose mouth track is time-reversed and rolled by half a clip (uncorrelated with the audio)."""
     videos = []
@@ -218,6 +231,7 @@ def pipeline_videos(pipe, sequences: list[EvalSequence], fps: float, config: Eva
             num_inference_steps=config.num_inference_steps,
             guidance_scale_camera=config.guidance_scale_camera,
             noise_sharing=config.noise_sharing,
+            use_identity_prior=config.use_identity_prior,
             generator=torch.Generator().manual_seed(config.seed),
             fps=fps,
         )
@@ -280,6 +294,16 @@ def run_benchmark(split_dir: str | Path, pipe=None, config: EvalConfig | None = 
         long_seq = long_sequence(Path(split_dir), config.drift_seconds, fps, config.seed)
         ref = experts.embed(long_seq["reference"][None])[0]
         results["ground truth"]["identity_drift"] = metrics.identity_drift(long_seq["frames"], ref, experts.embed, fps)
+    if (
+        pipe is not None
+        and config.mode == "embedding"
+        and config.identity_prior
+        and getattr(pipe, "identity_prior", None)
+    ):
+        prior_videos = prior_portrait_videos(pipe, sequences)
+        results["identity prior portrait"] = evaluate_videos(
+            prior_videos, sequences, experts, fps, stride=config.identity_stride
+        )
     if pipe is not None:
         results[f"model ({config.mode})"] = evaluate_pipeline(pipe, split_dir, config, experts)
     meta = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-STAGE_ORDER = ("vae", "decoder", "identity", "motion", "reference", "self_forcing", "view")
+STAGE_ORDER = ("vae", "decoder", "identity", "prior", "motion", "reference", "self_forcing", "view")
 
 
 @dataclass
@@ -43,6 +43,18 @@ class IdentityConfig:
     margin: float = 0.3  # additive angular margin (ArcFace)
     scale: float = 24.0
     max_minutes: float | None = None
+
+
+@dataclass
+class PriorConfig:
+    """The identity prior (embedding → portrait, ``training/identity_prior.py``); ``identities: 0`` skips it."""
+
+    identities: int = 0  # training identities, one rendered portrait each (the bundle: 80,000)
+    features: int = 8192  # random Fourier features of the standardised embedding
+    bandwidth: float = 0.03  # their frequency scale
+    components: int = 64  # principal components of the portraits the readout predicts
+    ridge: float = 1.0
+    workers: int = 2  # processes rendering the portraits
 
 
 @dataclass
@@ -96,6 +108,7 @@ class RecipeConfig:
     vae: VaeConfig = field(default_factory=VaeConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
     stages: list[StageConfig] = field(default_factory=list)
 
     def stage(self, name: str) -> StageConfig:
@@ -120,6 +133,7 @@ def load_config(path: str | Path, **overrides) -> RecipeConfig:
     raw["vae"] = _build(VaeConfig, raw.get("vae", {}))
     raw["decoder"] = _build(DecoderConfig, raw.get("decoder", {}))
     raw["identity"] = _build(IdentityConfig, raw.get("identity", {}))
+    raw["prior"] = _build(PriorConfig, raw.get("prior", {}))
     raw["stages"] = [_build(StageConfig, s) for s in raw.get("stages", [])]
     for key in ("data", "out"):
         raw[key] = Path(raw.get(key, getattr(RecipeConfig, key, "")))

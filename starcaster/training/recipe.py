@@ -1,7 +1,8 @@
 """The whole staged recipe, and any one stage alone (``--stage``).
 
 Order (the paper's): VAE and identity encoder (our synthetic-domain stand-ins for SD-1.5's
-VAE and ArcFace) → ``motion`` (identity + audio only: free motion under a soft identity,
+VAE and ArcFace) → ``prior`` (embedding → portrait: what Arc2Face gives the paper, a face from
+the identity alone) → ``motion`` (identity + audio only: free motion under a soft identity,
 no portrait conditioning) → ``reference`` (reference-encoder animation: the portrait is the
 cache sink) → ``self_forcing`` (rollouts from the model's own chunks, longer context) →
 ``view`` (lightweight view adaptation on multi-view static sets: the temporal-to-spatial
@@ -21,12 +22,14 @@ from diffusers import DDIMScheduler
 
 from ..audio import AudioFeatureConfig
 from ..models.configs import get_preset
+from ..models.identity_prior import IdentityPrior
 from ..models.unet import STARCasterUNet, with_reference_concat
 from ..pipeline import STARCasterPipeline
 from .batches import prepare_batch
 from .config import STAGE_ORDER, RecipeConfig, StageConfig
 from .data import collate_audio_features, endless, mixed
 from .identity_encoder import train_identity_encoder
+from .identity_prior import train_identity_prior
 from .samples import write_stage_samples
 from .steps import STEPS, StepContext, trainable_parameters
 from .trainer import LoopSettings, train, training_device
@@ -123,9 +126,11 @@ def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder) -> STARCasterUNet:
     return unet
 
 
-def assemble_pipeline(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder) -> STARCasterPipeline:
+def assemble_pipeline(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior=None) -> STARCasterPipeline:
     scheduler = DDIMScheduler(**get_preset(cfg.preset).scheduler)
-    pipe = STARCasterPipeline(unet=unet.eval(), vae=vae, scheduler=scheduler, identity_encoder=encoder)
+    pipe = STARCasterPipeline(
+        unet=unet.eval(), vae=vae, scheduler=scheduler, identity_encoder=encoder, identity_prior=prior
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -151,14 +156,29 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
         encoder = train_identity_encoder(cfg)
     if only == "identity":
         return None
+    prior = _identity_prior(cfg, encoder, only)
+    if only == "prior":
+        return None
     names = [s.name for s in cfg.stages] if only is None else [only]
     unet = None
     for name in names:
         unet = train_stage(cfg, name, vae, encoder)
-    pipe = assemble_pipeline(cfg, unet, vae, encoder)
+    pipe = assemble_pipeline(cfg, unet, vae, encoder, prior)
     if export is not None:
         export_pipeline(pipe, export)
     return pipe
+
+
+def _identity_prior(cfg: RecipeConfig, encoder, only: str | None):
+    """This run's trained prior when the config has one, else ``init_from``'s (if it ships one)."""
+    if cfg.prior.identities > 0 and only in (None, "prior"):
+        return train_identity_prior(cfg, encoder)
+    finished = cfg.out / "identity_prior" / "final"
+    if (finished / "config.json").is_file():
+        return IdentityPrior.from_pretrained(finished).eval().requires_grad_(False)
+    if cfg.init_from is not None and (cfg.init_from / "identity_prior" / "config.json").is_file():
+        return IdentityPrior.from_pretrained(cfg.init_from / "identity_prior", dtype=torch.float32).eval()
+    return None
 
 
 def _components_from(folder: Path):

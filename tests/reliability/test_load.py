@@ -55,11 +55,9 @@ class RssSampler:
         self._thread.join()
 
 
-def _user(url: str, user: int, rounds: int, speech: Path, downloads: Path, started: float) -> list[dict]:
+def _user(url: str, user: int, rounds: int, speech: Path, downloads: Path, started: float, pipe) -> list[dict]:
     """One user's session: ``rounds`` × (generate, sample_identity, generate), each checked."""
     from gradio_client import Client, handle_file
-
-    from starcaster.identity import random_identity
 
     client = Client(url, verbose=False, download_files=str(downloads / f"user{user}"))
     records = []
@@ -76,15 +74,15 @@ def _user(url: str, user: int, rounds: int, speech: Path, downloads: Path, start
                 ok = out[5] == seed and out[4].startswith("Done: 4 frames") and Path(out[1]).stat().st_size > 0
             else:
                 path, got_seed, _ = client.predict(seed, False, api_name="/sample_identity")
-                ok = got_seed == seed and np.allclose(np.load(path), random_identity(seed, dim=512))
+                ok = got_seed == seed and np.allclose(np.load(path), pipe.random_identity(seed))
             records.append(dict(kind=kind, seconds=time.perf_counter() - begin, ok=bool(ok)))
     return records
 
 
-def _run_load(url: str, rounds: int, speech: Path, downloads: Path) -> tuple[list[dict], float, float]:
+def _run_load(url: str, rounds: int, speech: Path, downloads: Path, pipe) -> tuple[list[dict], float, float]:
     started = time.monotonic()
     with RssSampler() as rss, ThreadPoolExecutor(USERS) as pool:
-        futures = [pool.submit(_user, url, user, rounds, speech, downloads, started) for user in range(USERS)]
+        futures = [pool.submit(_user, url, user, rounds, speech, downloads, started, pipe) for user in range(USERS)]
         records = [record for future in futures for record in future.result(timeout=DEADLINE_S + 60)]
     return records, time.monotonic() - started, rss.peak_mb
 
@@ -106,7 +104,7 @@ def _report(records: list[dict], wall: float, peak_mb: float, baseline_mb: float
 def test_concurrent_users(tiny_pipe, short_speech, tmp_path, rounds):
     with serve(tiny_pipe, max_audio_seconds=3.0) as (demo, url):  # the default queue size (16)
         baseline = rss_mb()
-        records, wall, peak = _run_load(url, rounds, short_speech, tmp_path)
+        records, wall, peak = _run_load(url, rounds, short_speech, tmp_path, tiny_pipe)
         print("\n" + _report(records, wall, peak, baseline))
         assert len(records) == USERS * 3 * rounds
         assert all(r["ok"] for r in records)

@@ -92,3 +92,23 @@ def test_harness_drives_the_real_pipeline(bench_results, mode):
     )
     core = ("lip_sync_corr", "sync_conf", "sync_dist", "view_error_deg", "identity_cos", "motion_ratio")
     assert all(np.isfinite(result[name]) for name in core), result
+
+
+def test_embedding_mode_scores_the_identity_prior_anchor_when_the_checkpoint_has_one(bench_results):
+    import torch
+
+    from starcaster import build_pipeline
+    from starcaster.models.identity_prior import IdentityPrior
+
+    split, _ = bench_results
+    pipe = build_pipeline("tiny")
+    size = pipe.image_size
+    prior = IdentityPrior(image_size=size, num_features=32, num_components=4)
+    embeddings = torch.nn.functional.normalize(torch.randn(16, 512), dim=1)
+    prior.fit(embeddings, np.random.default_rng(0).integers(0, 256, (16, size, size, 3), dtype=np.uint8))
+    pipe.register_modules(identity_prior=prior.eval())
+    settings = dict(max_clips=1, max_views=1, seconds=0.4, mode="embedding", num_inference_steps=1)
+    rows = run_benchmark(split, pipe, EvalConfig(**settings))["rows"]
+    assert np.isfinite(rows["identity prior portrait"]["identity_cos"]) and "model (embedding)" in rows
+    rows = run_benchmark(split, pipe, EvalConfig(**settings, use_identity_prior=False))["rows"]
+    assert "identity prior portrait" not in rows

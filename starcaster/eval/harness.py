@@ -297,7 +297,7 @@ def run_benchmark(split_dir: str | Path, pipe=None, config: EvalConfig | None = 
     if (
         pipe is not None
         and config.mode == "embedding"
-        and config.identity_prior
+        and config.use_identity_prior
         and getattr(pipe, "identity_prior", None)
     ):
         prior_videos = prior_portrait_videos(pipe, sequences)

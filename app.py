@@ -218,16 +218,13 @@ class DemoApp:
 
     def imagine_identity(self, path: str | None) -> np.ndarray | None:
         """The identity prior's portrait of an embedding file (enlarged for display), or None."""
-        from starcaster.identity import load_embedding
-
         if not path or self.pipe.identity_prior is None:
             return None
         try:
-            embedding = load_embedding(path, int(self.pipe.unet.config.identity_embed_dim))
+            with self._lock:
+                portrait = self.pipe.imagine_portrait(path)  # validates the file as generation does
         except STARCasterError:
             return None  # describe_identity explains what is wrong with the file
-        with self._lock:
-            portrait = self.pipe.imagine_portrait(embedding)
         return np.kron(portrait, np.ones((3, 3, 1), np.uint8))  # 64² → 192², sharp pixels
 
     def _save_identity(self, embedding: np.ndarray, name: str, request) -> str:

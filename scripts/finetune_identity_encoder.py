@@ -33,6 +33,7 @@ from starcaster.data.state import FrameState
 from starcaster.data.synthtalk import IDENTITY_RANGES, reference_portrait
 from starcaster.models.identity_encoder import IdentityEncoder
 from starcaster.models.identity_prior import IdentityPrior
+from starcaster.training.batches import to_pixels
 
 IDENTITIES_PER_BATCH = 32
 
@@ -68,22 +69,16 @@ def main() -> None:
     torch.set_num_threads(1)
     encoder = IdentityEncoder.from_pretrained(f"{args.checkpoint}/identity_encoder", dtype=torch.float32).train()
     prior = IdentityPrior.from_pretrained(f"{args.checkpoint}/identity_prior", dtype=torch.float32)
-    basis, mean = prior.basis.detach(), prior.pixel_mean.detach()
-
-    def coefficients(portraits: torch.Tensor) -> torch.Tensor:
-        pixels = portraits.permute(0, 3, 1, 2).flatten(1).float() / 127.5 - 1
-        return (pixels - mean) @ basis.T
-
-    head = nn.Linear(encoder.config.embed_dim, basis.shape[0])
+    head = nn.Linear(encoder.config.embed_dim, prior.config.num_components)
     optimizer = torch.optim.AdamW(
         [{"params": encoder.parameters(), "lr": 3e-4}, {"params": head.parameters(), "lr": 1e-2}], weight_decay=1e-4
     )
     loader = DataLoader(TwoViews(0), batch_size=None, num_workers=2, prefetch_factor=4)
     scale, started, step = None, time.monotonic(), 0
     for views, canonical in loader:
-        target = coefficients(canonical)
+        target = prior.coefficients(canonical.numpy())
         scale = target.std(0).clamp_min(1e-3) if scale is None else scale  # fixed after the first batch
-        pixels = views.flatten(0, 1).permute(0, 3, 1, 2).float() / 127.5 - 1  # [2B, 3, H, W], pairs adjacent
+        pixels = to_pixels(views.flatten(0, 1))  # [2B, 3, H, W], the two views of an identity adjacent
         with torch.autocast("cpu", dtype=torch.bfloat16):
             embeddings = encoder(pixels).float()
         reconstruction = F.mse_loss(head(embeddings), (target / scale).repeat_interleave(2, 0))

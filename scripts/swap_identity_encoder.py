@@ -63,8 +63,7 @@ def main() -> None:
     residual = ((new_val @ weight + bias - old_val) ** 2).sum()
     print(f"new → old map, held-out R² {1 - residual / ((old_val - old_val.mean(0)) ** 2).sum():.4f}")
     fold_into_projector(pipe.unet, weight, bias)
-    settings = pipe.identity_prior.config
-    prior = IdentityPrior(**{k: v for k, v in settings.items() if not k.startswith("_")})
+    prior = IdentityPrior.from_config(pipe.identity_prior.config)
     prior.fit(new, portraits)
     pipe.register_modules(identity_encoder=new_encoder, identity_prior=prior.eval())
     export_pipeline(pipe, Path(args.out))

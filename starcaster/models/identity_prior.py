@@ -95,23 +95,26 @@ class IdentityPrior(ModelMixin, ConfigMixin):
         spans = [slice(i, i + chunk) for i in range(0, len(portraits), chunk)]
         mean = sum(_flat_pixels(portraits[s]).sum(0) for s in spans) / len(portraits)
         sample = _flat_pixels(portraits[:pca_samples]) - mean
-        with (
-            torch.random.fork_rng()
-        ):  # svd_lowrank draws a random projection: seeded, without touching the caller's RNG
+        # svd_lowrank draws a random projection: seeded, without touching the caller's RNG
+        with torch.random.fork_rng():
             torch.manual_seed(self.config.seed)
             _, _, components = torch.svd_lowrank(sample, q=self.config.num_components + 16, niter=3)
-        basis = components[:, : self.config.num_components].T.contiguous()  # [K, pixels], orthonormal rows
+        self.basis.copy_(components[:, : self.config.num_components].T)  # [K, pixels], orthonormal rows
+        self.pixel_mean.copy_(mean)
         features = self.config.num_features
         gram = torch.zeros(features, features, dtype=torch.float64)
-        rhs = torch.zeros(features, basis.shape[0], dtype=torch.float64)
+        rhs = torch.zeros(features, self.config.num_components, dtype=torch.float64)
         for span in spans:
             feats = self.features(embeddings[span])
             gram += (feats.T @ feats).double()
-            rhs += (feats.T @ ((_flat_pixels(portraits[span]) - mean) @ basis.T)).double()
+            rhs += (feats.T @ self.coefficients(portraits[span])).double()
         gram.diagonal().add_(ridge)
         self.readout.copy_(torch.linalg.solve(gram, rhs).float())
-        self.basis.copy_(basis)
-        self.pixel_mean.copy_(mean)
+
+    @torch.no_grad()
+    def coefficients(self, portraits: np.ndarray) -> torch.Tensor:
+        """uint8 ``portraits [N, H, W, 3]`` → their coordinates ``[N, num_components]`` in the portrait basis."""
+        return (_flat_pixels(portraits) - self.pixel_mean.float()) @ self.basis.float().T
 
     @torch.no_grad()
     def portrait(self, embedding: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -58,11 +58,18 @@ def portrait_error(prior: IdentityPrior, encoder: IdentityEncoder, seeds: list[i
     return float(np.abs(guesses.astype(np.float32) - truth).mean())
 
 
+def finished_prior(folder: Path) -> IdentityPrior | None:
+    """The prior saved in ``folder`` (a run's ``identity_prior/final`` or a pipeline's ``identity_prior``), if any."""
+    if not (folder / "config.json").is_file():
+        return None
+    return IdentityPrior.from_pretrained(folder, dtype=torch.float32).eval().requires_grad_(False)
+
+
 def train_identity_prior(cfg: RecipeConfig, encoder: IdentityEncoder) -> IdentityPrior:
     folder = cfg.out / "identity_prior"
     final = folder / "final"
-    if (final / "config.json").is_file():
-        return IdentityPrior.from_pretrained(final).eval().requires_grad_(False)
+    if (finished := finished_prior(final)) is not None:
+        return finished
     size, settings = encoder.config.image_size, cfg.prior
     low = IDENTITY_RANGES["train"][0]
     started = time.monotonic()

@@ -22,14 +22,13 @@ from diffusers import DDIMScheduler
 
 from ..audio import AudioFeatureConfig
 from ..models.configs import get_preset
-from ..models.identity_prior import IdentityPrior
 from ..models.unet import STARCasterUNet, with_reference_concat
 from ..pipeline import STARCasterPipeline
 from .batches import prepare_batch
 from .config import STAGE_ORDER, RecipeConfig, StageConfig
 from .data import collate_audio_features, endless, mixed
 from .identity_encoder import train_identity_encoder
-from .identity_prior import train_identity_prior
+from .identity_prior import finished_prior, train_identity_prior
 from .samples import write_stage_samples
 from .steps import STEPS, StepContext, trainable_parameters
 from .trainer import LoopSettings, train, training_device
@@ -173,12 +172,10 @@ def _identity_prior(cfg: RecipeConfig, encoder, only: str | None):
     """This run's trained prior when the config has one, else ``init_from``'s (if it ships one)."""
     if cfg.prior.identities > 0 and only in (None, "prior"):
         return train_identity_prior(cfg, encoder)
-    finished = cfg.out / "identity_prior" / "final"
-    if (finished / "config.json").is_file():
-        return IdentityPrior.from_pretrained(finished).eval().requires_grad_(False)
-    if cfg.init_from is not None and (cfg.init_from / "identity_prior" / "config.json").is_file():
-        return IdentityPrior.from_pretrained(cfg.init_from / "identity_prior", dtype=torch.float32).eval()
-    return None
+    finished = finished_prior(cfg.out / "identity_prior" / "final")
+    if finished is None and cfg.init_from is not None:
+        finished = finished_prior(cfg.init_from / "identity_prior")
+    return finished
 
 
 def _components_from(folder: Path):

@@ -33,7 +33,7 @@ from starcaster.data.state import FrameState
 from starcaster.data.synthtalk import IDENTITY_RANGES, reference_portrait
 from starcaster.models.identity_encoder import IdentityEncoder
 from starcaster.models.identity_prior import IdentityPrior
-from starcaster.training.batches import to_pixels
+from starcaster.pixels import to_pixels
 
 IDENTITIES_PER_BATCH = 32
 

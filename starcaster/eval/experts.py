@@ -23,6 +23,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from ..pixels import to_pixels
+
 INPUT_SIZE = 64
 SYNC_FRAMES = 5
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -31,8 +33,7 @@ AZIMUTH_SCALE, ELEVATION_SCALE = 90.0, 30.0
 
 def to_input(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 ``[N, H, W, 3]`` → float ``[N, 3, 64, 64]`` in [-1, 1] (area-resized if needed)."""
-    x = torch.as_tensor(np.asarray(frames) if not isinstance(frames, torch.Tensor) else frames)
-    x = x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    x = to_pixels(frames)
     if x.shape[-1] != INPUT_SIZE or x.shape[-2] != INPUT_SIZE:
         x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="area")
     return x

@@ -29,6 +29,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from ..pixels import to_pixels, to_uint8
+
 
 class IdentityPrior(ModelMixin, ConfigMixin):
     """``[B, embed_dim]`` unit embeddings → portraits ``[B, 3, image_size, image_size]`` in [-1, 1].
@@ -120,10 +122,9 @@ class IdentityPrior(ModelMixin, ConfigMixin):
     def portrait(self, embedding: np.ndarray | torch.Tensor) -> np.ndarray:
         """One embedding ``(embed_dim,)`` → its portrait as uint8 ``[H, W, 3]``."""
         x = torch.as_tensor(np.asarray(embedding, np.float32)).reshape(1, -1).to(self.device)
-        pixels = self(x)[0].float().clamp(-1, 1)
-        return ((pixels + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        return to_uint8(self(x)[0])
 
 
 def _flat_pixels(portraits: np.ndarray) -> torch.Tensor:
-    """uint8 ``[N, H, W, 3]`` → float ``[N, 3·H·W]`` in [-1, 1], channel-major like ``forward``'s output."""
-    return (torch.from_numpy(np.ascontiguousarray(portraits)).permute(0, 3, 1, 2).flatten(1).float() / 127.5) - 1.0
+    """uint8 ``[N, H, W, 3]`` → float ``[N, 3·H·W]``, channel-major like ``forward``'s output."""
+    return to_pixels(portraits).flatten(1)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from ..pixels import to_pixels
+
 
 @dataclass
 class Batch:
@@ -30,11 +32,6 @@ class Batch:
     @property
     def frames(self) -> int:
         return self.latents.shape[1]
-
-
-def to_pixels(frames_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[..., H, W, 3]`` → float ``[..., 3, H, W]`` in [-1, 1]."""
-    return frames_uint8.float().movedim(-1, -3) / 127.5 - 1.0
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ from torch import nn
 from ..data.shards import load_manifest
 from ..models.configs import get_preset
 from ..models.identity_encoder import IdentityEncoder
-from .batches import to_pixels
+from ..pixels import to_pixels
 from .config import RecipeConfig
 from .data import endless
 from .trainer import LoopSettings, train

@@ -21,7 +21,7 @@ import torch
 from ..data.synthtalk import IDENTITY_RANGES, reference_portrait
 from ..models.identity_encoder import IdentityEncoder
 from ..models.identity_prior import IdentityPrior
-from .batches import to_pixels
+from ..pixels import to_pixels
 from .config import RecipeConfig
 
 logger = logging.getLogger(__name__)

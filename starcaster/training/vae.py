@@ -18,7 +18,7 @@ from diffusers import AutoencoderKL
 
 from ..models.autoencoders import build_vae, is_learned, load_vae_folder
 from ..models.configs import get_preset
-from .batches import to_pixels
+from ..pixels import to_pixels
 from .config import RecipeConfig
 from .data import endless
 from .trainer import LoopSettings, train

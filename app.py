@@ -252,6 +252,7 @@ class DemoApp:
         context_frames: int = 8,
         sweep_views: int = 16,
         sweep_moment: float = 0.5,
+        refine_details: bool = True,
         progress=gr.Progress(),  # noqa: B008 — Gradio injects the tracker through this default
         request: gr.Request = None,
     ) -> Iterator[tuple]:
@@ -297,6 +298,7 @@ class DemoApp:
             seed=int(given["seed"]),
             fps=float(given["fps"]),
             context_frames=int(given["context_frames"]),
+            use_refiner=bool(given["refine_details"]),
         )
         if path == "sweep":
             settings.update(num_frames=int(given["sweep_views"]), sweep_moment=float(given["sweep_moment"]))
@@ -689,7 +691,7 @@ def _audio_input(app: DemoApp) -> gr.Audio:
 
 
 def _controls(app: DemoApp) -> list:
-    """Azimuth, elevation, path, chunk, steps, audio/identity guidance, seed, randomize, fps, context, sweep."""
+    """Azimuth, elevation, path, chunk, steps, audio/identity guidance, seed, randomize, fps, context, sweep, refiner."""
     with gr.Row():
         azimuth = gr.Slider(-app.max_azimuth, app.max_azimuth, 0, step=1, label="Azimuth (°)", elem_id="azimuth")
         elevation = gr.Slider(-app.max_elevation, app.max_elevation, 0, step=1, label="Elevation (°)")
@@ -712,6 +714,13 @@ def _controls(app: DemoApp) -> list:
         with gr.Row():
             sweep_views = gr.Slider(4, 64, 16, step=1, label="Sweep: number of views")
             sweep_moment = gr.Slider(0, 1, 0.5, step=0.05, label="Sweep: moment in the clip (0 = start, 1 = end)")
+        refine = gr.Checkbox(
+            app.pipe.refiner is not None,
+            label="Sharpen details (frame refiner)",
+            info="redraws eyes, brows and nose from the identity's portrait; off: the video model's own frames",
+            interactive=app.pipe.refiner is not None,
+            elem_id="refine-details",
+        )
     return [
         azimuth,
         elevation,
@@ -726,6 +735,7 @@ def _controls(app: DemoApp) -> list:
         context,
         sweep_views,
         sweep_moment,
+        refine,
     ]
 
 

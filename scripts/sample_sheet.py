@@ -6,6 +6,8 @@
 One test clip seen from each of its cameras (columns); rows: the ground-truth render, the model
 given the reference portrait, the model given only the identity embedding. Each cell is the
 frame at ``--at`` seconds, so a person can check the face (eyes, nose, mouth, hair) and the view.
+With a checkpoint that has a frame refiner, each mode gets two rows: the video model's own
+frames, then the refined ones (the same run: the refiner only redraws detail).
 """
 
 from __future__ import annotations
@@ -31,12 +33,19 @@ def main() -> None:
     torch.set_num_threads(1)
     pipe = STARCasterPipeline.from_pretrained(args.checkpoint, dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
-    rows, fps, _ = sample_rows(pipe, Path(args.data) / "test", seconds=args.at + 0.2, views=None)
+    split, seconds = Path(args.data) / "test", args.at + 0.2
+    rows, fps, _ = sample_rows(pipe, split, seconds=seconds, views=None)
+    names = ["ground truth", "reference image", "identity only"]
+    if pipe.refiner is not None:
+        pipe.refiner = None
+        plain, _, _ = sample_rows(pipe, split, seconds=seconds, views=None)
+        rows = [rows[0], plain[1], rows[1], plain[2], rows[2]]
+        names = ["ground truth", "reference image", "+ refiner", "identity only", "+ refiner"]
     sheet = tile(rows, int(round(args.at * fps)))
     image = Image.fromarray(sheet).resize((sheet.shape[1] * args.scale, sheet.shape[0] * args.scale), Image.NEAREST)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     image.save(args.out)
-    print(f"wrote {args.out}: rows = ground truth, reference image, identity only; columns = test cameras")
+    print(f"wrote {args.out}: rows = {', '.join(names)}; columns = test cameras")
 
 
 if __name__ == "__main__":

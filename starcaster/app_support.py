@@ -195,6 +195,8 @@ def run_record(info: CheckpointInfo, settings: dict, *, inputs: dict) -> dict:
         "fps": "--fps",
     }
     cli += [f"{flag} {settings[key]}" for key, flag in flags.items() if key in settings]
+    if settings.get("use_refiner") is False:
+        cli.append("--no-refiner")
     return {
         "starcaster_version": __version__,
         "checkpoint": info.label,

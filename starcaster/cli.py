@@ -49,6 +49,15 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
         help="with --embedding: the video model alone, not the checkpoint's identity-prior portrait",
     )
     p.add_argument(
+        "--no-refiner", action="store_true", help="skip the checkpoint's frame refiner (the video model's own frames)"
+    )
+    p.add_argument(
+        "--refiner-smoothing",
+        type=float,
+        default=0.5,
+        help="share of the previous frame's refiner correction kept (0 = each frame alone; below 1)",
+    )
+    p.add_argument(
         "--precision",
         choices=["fp32", "bf16"],
         default="fp32",
@@ -89,6 +98,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         trim_silence=args.trim_silence,
         precision=args.precision,
         use_identity_prior=not args.no_identity_prior,
+        use_refiner=not args.no_refiner,
+        refiner_smoothing=args.refiner_smoothing,
     )
     run = pipe.start(**settings)
     with (
@@ -164,7 +175,9 @@ def _run_synth(args: argparse.Namespace) -> int:
 def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="recipe YAML (configs/demo.yaml, configs/real.yaml)")
     p.add_argument(
-        "--stage", default=None, help="run only this stage (vae, identity, motion, reference, self_forcing, view)"
+        "--stage",
+        default=None,
+        help="run only this stage (vae, decoder, identity, prior, motion, reference, self_forcing, view, refiner)",
     )
     p.add_argument("--data", default=None, help="dataset folder (overrides the config)")
     p.add_argument("--out", default=None, help="run folder (overrides the config); re-running resumes")
@@ -227,6 +240,7 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="embedding mode without the checkpoint's identity prior (the video model alone)",
     )
+    p.add_argument("--no-refiner", action="store_true", help="model row without the checkpoint's frame refiner")
     p.add_argument("--out", default=None, help="write results JSON here")
 
 
@@ -254,6 +268,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         guidance_scale_camera=args.guidance_camera,
         noise_sharing=args.noise_sharing,
         use_identity_prior=not args.no_identity_prior,
+        use_refiner=not args.no_refiner,
     )
     results = run_benchmark(split_dir, pipe, config)
     print(format_table(results))

@@ -28,9 +28,11 @@ from .models.identity_encoder import IdentityEncoder  # imported so from_pretrai
 from .models.identity_prior import IdentityPrior
 from .models.kv_cache import KVCache
 from .models.pixel_vae import PixelUnshuffleVAE
+from .models.refiner import FrameRefiner, TemporalRefinement
 from .models.sampling import Guidance, denoise_chunk, guided_conditions
 from .models.unet import STARCasterUNet
 from .pipeline_output import ChunkOutput, STARCasterPipelineOutput
+from .pixels import to_pixels, to_uint8
 from .timing import StageTimer
 
 MAX_CHUNK_LENGTH = 16
@@ -67,6 +69,8 @@ class GenerationRequest:
     precision: str = "fp32"
     noise_sharing: float = 1.0
     use_identity_prior: bool = True  # identity-only mode: anchor on the prior's portrait, if the checkpoint has one
+    use_refiner: bool = True  # redraw fine detail with the checkpoint's frame refiner, if it has one
+    refiner_smoothing: float = 0.5  # share of the previous frame's refiner correction kept (temporal EMA)
 
 
 @dataclass
@@ -91,6 +95,7 @@ class _Prepared:
     audio: np.ndarray | None
     reference_latents: torch.Tensor | None  # [1, 1, C, h, w]
     reference_view: tuple[float, float]
+    refining: TemporalRefinement | None = None  # the frame refiner's inputs and temporal state (None: no refiner)
 
 
 class STARCasterPipeline(DiffusionPipeline):
@@ -99,12 +104,13 @@ class STARCasterPipeline(DiffusionPipeline):
     Components: ``unet`` (``STARCasterUNet``: denoiser, reference encoder and condition
     projectors), ``vae`` (per-frame ``AutoencoderKL``, or the exact ``PixelUnshuffleVAE``), ``scheduler`` (DDIM, x0-prediction),
     ``identity_encoder`` (the built-in face encoder, or None when the checkpoint expects
-    insightface embeddings) and ``identity_prior`` (optional: embedding → portrait, the anchor
-    of identity-only mode).
+    insightface embeddings), ``identity_prior`` (optional: embedding → portrait, the anchor
+    of identity-only mode) and ``refiner`` (optional: redraws the fine detail — eyes, brows,
+    nose — of each decoded frame from the identity's portrait).
     """
 
-    model_cpu_offload_seq = "unet->vae"
-    _optional_components = ["identity_encoder", "identity_prior"]
+    model_cpu_offload_seq = "unet->vae->refiner"
+    _optional_components = ["identity_encoder", "identity_prior", "refiner"]
 
     def __init__(
         self,
@@ -113,10 +119,16 @@ class STARCasterPipeline(DiffusionPipeline):
         scheduler: DDIMScheduler,
         identity_encoder: IdentityEncoder | None = None,
         identity_prior: IdentityPrior | None = None,
+        refiner: FrameRefiner | None = None,
     ):
         super().__init__()
         self.register_modules(
-            unet=unet, vae=vae, scheduler=scheduler, identity_encoder=identity_encoder, identity_prior=identity_prior
+            unet=unet,
+            vae=vae,
+            scheduler=scheduler,
+            identity_encoder=identity_encoder,
+            identity_prior=identity_prior,
+            refiner=refiner,
         )
         self.timer = StageTimer(enabled=False)  # the benchmark swaps in an enabled one
 
@@ -177,6 +189,8 @@ class STARCasterPipeline(DiffusionPipeline):
         limit = self.unet.config.max_context_frames - 1
         if context_frames is not None and not 0 <= int(context_frames) <= limit:
             raise InputError(f"context_frames must be between 0 and {limit} for this checkpoint; got {context_frames}.")
+        if not (math.isfinite(r.refiner_smoothing) and 0.0 <= r.refiner_smoothing < 1.0):
+            raise InputError(f"refiner_smoothing must be at least 0 and below 1; got {r.refiner_smoothing}.")
         if not (math.isfinite(r.noise_sharing) and 0.0 <= r.noise_sharing <= 1.0):
             raise InputError(f"noise_sharing must be between 0 and 1; got {r.noise_sharing}.")
         for stream in ("audio", "identity", "camera"):
@@ -257,15 +271,16 @@ class STARCasterPipeline(DiffusionPipeline):
     @torch.no_grad()
     def encode_images(self, images: np.ndarray) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` → scaled latents ``[N, C, h, w]``."""
-        pixels = torch.from_numpy(images).to(self.device, self.vae.dtype).permute(0, 3, 1, 2) / 127.5 - 1.0
+        pixels = to_pixels(torch.from_numpy(images).to(self.device)).to(self.vae.dtype)
         return self.vae.encode(pixels).latent_dist.mode() * self.vae.config.scaling_factor
 
     @torch.no_grad()
-    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
-        """Scaled latents ``[N, C, h, w]`` → uint8 ``[N, H, W, 3]``."""
+    def decode_latents(self, latents: torch.Tensor, refining: TemporalRefinement | None = None) -> np.ndarray:
+        """Scaled latents ``[N, C, h, w]`` → uint8 ``[N, H, W, 3]`` (through the frame refiner given a run's state)."""
         pixels = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
-        pixels = ((pixels.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-        return pixels.permute(0, 2, 3, 1).cpu().numpy()
+        if refining is not None:
+            pixels = refining(self.refiner, pixels.to(self.refiner.dtype))
+        return to_uint8(pixels)
 
     def _prepare(self, r: GenerationRequest) -> _Prepared:
         with self.timer("identity"):
@@ -282,7 +297,20 @@ class STARCasterPipeline(DiffusionPipeline):
             audio=wave,
             reference_latents=reference,
             reference_view=tuple(r.reference_view),
+            refining=self._refining(reference, 0.0 if frozen else r.refiner_smoothing) if r.use_refiner else None,
         )
+
+    @torch.no_grad()
+    def _refining(self, reference: torch.Tensor | None, smoothing: float) -> TemporalRefinement | None:
+        """The refiner's run state: the portrait it reads (the reference, or the prior's portrait), or a blank."""
+        if self.refiner is None:
+            return None
+        dtype, size = self.refiner.dtype, self.image_size
+        if reference is None:
+            blank = torch.zeros(1, 3, size, size, device=self.device, dtype=dtype)
+            return TemporalRefinement(blank, torch.zeros(1, device=self.device), smoothing)
+        portrait = self.vae.decode(reference[:, 0].to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        return TemporalRefinement(portrait.to(dtype), torch.ones(1, device=self.device), smoothing)
 
     # -- 5. cache -----------------------------------------------------------------------
     def _conditions(self, prep: _Prepared, start: int, stop: int) -> tuple:
@@ -381,7 +409,7 @@ class STARCasterPipeline(DiffusionPipeline):
                     context.add(clean, identity, audio, views)
                 with self.timer("decode"):
                     latent = r.output_type == "latent"
-                    frames = clean[0].float().cpu().numpy() if latent else self.decode_latents(clean[0])
+                    frames = clean[0].float().cpu().numpy() if latent else self.decode_latents(clean[0], prep.refining)
             yield ChunkOutput(
                 frames,
                 start,
@@ -420,6 +448,8 @@ class STARCasterPipeline(DiffusionPipeline):
         precision: str = "fp32",
         noise_sharing: float = 1.0,
         use_identity_prior: bool = True,
+        use_refiner: bool = True,
+        refiner_smoothing: float = 0.5,
     ) -> STARCasterPipelineOutput:
         """Generate a whole clip.
 
@@ -451,6 +481,12 @@ class STARCasterPipeline(DiffusionPipeline):
             use_identity_prior: identity-only mode (no ``image``) on a checkpoint with an identity
                 prior: animate the prior's portrait of the embedding (``imagine_portrait``) as the
                 reference (default); False: the video model alone, from the embedding tokens.
+            use_refiner: on a checkpoint with a frame refiner, redraw each decoded frame's fine
+                detail from the identity's portrait (default); False: the video model's frames as
+                they are. ``output_type="latent"`` skips it (latents are the video model's).
+            refiner_smoothing: the share of the previous frame's refiner correction kept in the next
+                (an exponential moving average of the corrections, 0 ≤ s < 1): 0.5 (default) halves
+                the flicker a per-frame refiner adds; 0 refines each frame alone. Sweeps use 0.
         """
         settings = dict(locals())
         for name in ("self", "callback_on_chunk_end"):

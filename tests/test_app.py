@@ -307,3 +307,25 @@ def test_identity_prior_preview_and_random_identities_from_its_distribution(tmp_
     assert float(drawn @ centre.numpy()) > 0.9 and np.array_equal(drawn, pipe.random_identity(5))
     pipe.register_modules(identity_prior=None)
     assert abs(float(pipe.random_identity(5) @ centre.numpy())) < 0.3  # no prior: uniform on the sphere
+
+
+def test_refiner_checkbox_follows_the_checkpoint_and_reaches_the_command_line(tiny_pipe):
+    """Checked and usable when the checkpoint has a frame refiner; greyed out without one; the
+    downloadable settings reproduce an unrefined run with ``--no-refiner``."""
+    import app
+    from starcaster import STARCasterPipeline
+    from starcaster.app_support import CheckpointInfo, run_record
+    from starcaster.models.refiner import FrameRefiner
+
+    info = CheckpointInfo(label="tiny", revision=None, random_weights=True)
+
+    def checkbox(pipe):
+        demo = app.create_demo(pipe, info)
+        return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "refine-details")
+
+    with_refiner = checkbox(STARCasterPipeline(**{**tiny_pipe.components, "refiner": FrameRefiner(channels=(8, 16))}))
+    assert with_refiner.value is True and with_refiner.interactive
+    without = checkbox(tiny_pipe)
+    assert without.value is False and not without.interactive
+    assert "--no-refiner" in run_record(info, {"seed": 1, "use_refiner": False}, inputs={})["command_line"]
+    assert "--no-refiner" not in run_record(info, {"seed": 1, "use_refiner": True}, inputs={})["command_line"]

@@ -59,6 +59,7 @@ def test_every_metric_separates_ceiling_from_its_floor(bench_results):
     assert gt["view_error_deg"] < 10.0 < still["view_error_deg"]
     assert gt["identity_cos"] > other["identity_cos"] + 0.1
     assert gt["motion_ratio"] == 1.0 and still["motion_ratio"] == 0.0
+    assert gt["ssim"] == 1.0 and still["ssim"] < 0.95  # a frontal portrait is not the frame at other views
     assert gt["fid_own"] < 1e-6 < min(still["fid_own"], other["fid_own"])
     assert "| lip_sync_corr ↑ |" in format_table(results)
 

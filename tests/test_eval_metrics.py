@@ -55,3 +55,24 @@ def test_motion_ratio_and_frechet():
     assert abs(metrics.frechet_distance(features, features)) < 1e-6
     assert metrics.frechet_distance(features + 1.0, features) > 3.9
     assert metrics.clip_features(features[:40], window=16).shape == (2, 8)
+
+
+def test_seam_ratio_finds_jumps_between_chunks():
+    rng = np.random.default_rng(3)
+    smooth = np.cumsum(rng.integers(0, 3, (16, 4, 4, 3)), axis=0).astype(np.uint8)  # steady change every frame
+    seamed = smooth + (np.arange(16) // 4 * 30).astype(np.uint8)[:, None, None, None]  # each chunk starts with a jump
+    assert 0.8 < metrics.seam_ratio([smooth], 4) < 1.25
+    assert metrics.seam_ratio([seamed], 4) > 5
+
+
+def test_ssim_sees_blur_and_misplaced_detail():
+    from starcaster.data.synthtalk import IDENTITY_RANGES, reference_portrait
+
+    faces = np.stack([reference_portrait(IDENTITY_RANGES["test"][0] + i, 64) for i in range(4)])
+    coarse = faces.reshape(4, 16, 4, 16, 4, 3).mean((2, 4)).astype(np.uint8)  # the video model's 4×4 patches
+    blurred = np.repeat(np.repeat(coarse, 4, 1), 4, 2)
+    moved = np.roll(faces, 3, axis=2)  # every detail three pixels off
+    assert metrics.ssim_to_truth([faces], [faces]) == 1.0
+    assert metrics.ssim_to_truth([blurred], [faces]) < 0.9
+    assert metrics.ssim_to_truth([moved], [faces]) < 0.9
+    assert metrics.ssim_to_truth([faces[:, :, ::-1]], [faces]) < 1.0  # a mirrored face is not the same frame

@@ -212,6 +212,22 @@ def test_worker_audio_features_match_the_main_process(tiny_data):
     assert prepare_batch(sample, vae, encoder, 4.0).audio.abs().sum() == 0  # precomputed ones are used
 
 
+def test_refiner_stage_rolls_out_pairs_and_ships_in_the_export(trained):
+    """The refiner trains on the finished video model's own frames paired with the truth, and is exported."""
+    from starcaster.models.refiner import FrameRefiner
+
+    run_dir, export = trained
+    pairs = np.load(run_dir / "refiner" / "pairs.npz")
+    # tiny.yaml: 4 windows, 2 chunks of 2 frames after the real context, 32² frames
+    assert pairs["generated"].shape == pairs["truth"].shape == (4, 4, 32, 32, 3)
+    assert pairs["portrait"].shape == (4, 32, 32, 3) and pairs["has_portrait"].dtype == bool
+    assert not np.array_equal(pairs["generated"], pairs["truth"])  # the model's frames, not copies of the truth
+    log = (run_dir / "refiner" / "log.csv").read_text().strip().splitlines()
+    assert len(log) >= 3 and "critic" in log[0]  # tiny.yaml turns the adversarial term on
+    pipe = STARCasterPipeline.from_pretrained(export)
+    assert isinstance(pipe.refiner, FrameRefiner) and pipe.refiner.config.channels == [8, 16]
+
+
 def test_identity_prior_is_trained_exported_and_anchors_identity_only_mode(trained):
     """The prior ships in the export; identity-only mode animates its portrait unless told not to."""
     from starcaster.errors import InputError

@@ -10,8 +10,8 @@ Rows of the table:
 - ``model`` — the pipeline, called once per (clip, camera) with that camera's azimuth/elevation.
 
 The model is called as ``pipe(audio=, identity_embedding=, image=, azimuth=, elevation=,
-chunk_length=, num_inference_steps=, guidance_scale_camera=, noise_sharing=, use_identity_prior=, generator=,
-fps=)`` and must return ``.frames`` uint8
+chunk_length=, num_inference_steps=, guidance_scale_camera=, noise_sharing=, use_identity_prior=, use_refiner=,
+generator=, fps=)`` and must return ``.frames`` uint8
 ``[T, H, W, 3]``; ``pipe.encode_identity(PIL.Image) → (512,)`` gives the requested identity.
 """
 
@@ -57,6 +57,7 @@ class EvalConfig:
     guidance_scale_camera: float = 1.0
     noise_sharing: float = 1.0
     use_identity_prior: bool = True  # embedding mode: anchor on the checkpoint's identity prior, if it has one
+    use_refiner: bool = True  # the checkpoint's frame refiner, if it has one
     seed: int = 0
     mode: str = "reference"  # "reference": image + its embedding; "embedding": identity embedding only
     identity_encoder: str = "expert"  # "expert" (comparable across rows) or "pipeline" (the checkpoint's)
@@ -133,8 +134,12 @@ def evaluate_videos(
     fps: float,
     embed_fn=None,
     stride: int = 5,
+    chunk_length: int = 4,
 ) -> dict[str, float]:
-    """Every metric for generated ``videos`` (uint8 ``[T, H, W, 3]``, one per sequence) against ground truth."""
+    """Every metric for generated ``videos`` (uint8 ``[T, H, W, 3]``, one per sequence) against ground truth.
+
+    ``chunk_length``: the frames per autoregressive chunk, where seams would be (``seam_ratio``).
+    """
     embed_fn = embed_fn or experts.embed
     videos = [v[: len(s["frames"])] for v, s in zip(videos, sequences)]
     truth = [s["frames"][: len(v)] for v, s in zip(videos, sequences)]
@@ -150,6 +155,8 @@ def evaluate_videos(
         **metrics.view_error_deg(views[:, 0], views[:, 1], *_requested_views(videos, sequences)),
         "identity_cos": float(np.mean([_identity(v, s, embed_fn, stride) for v, s in zip(videos, sequences)])),
         "motion_ratio": metrics.motion_ratio(videos, truth),
+        "ssim": metrics.ssim_to_truth(videos, truth),
+        "seam_ratio": metrics.seam_ratio(videos, chunk_length),
     }
     return result | _frechet(videos, truth, experts)
 
@@ -232,6 +239,7 @@ def pipeline_videos(pipe, sequences: list[EvalSequence], fps: float, config: Eva
             guidance_scale_camera=config.guidance_scale_camera,
             noise_sharing=config.noise_sharing,
             use_identity_prior=config.use_identity_prior,
+            use_refiner=config.use_refiner,
             generator=torch.Generator().manual_seed(config.seed),
             fps=fps,
         )
@@ -251,7 +259,13 @@ def evaluate_pipeline(pipe, split_dir: str | Path, config: EvalConfig | None = N
     sequences, fps = load_sequences(Path(split_dir), config)
     embed_fn = pipeline_embed_fn(pipe) if config.identity_encoder == "pipeline" else experts.embed
     result = evaluate_videos(
-        pipeline_videos(pipe, sequences, fps, config), sequences, experts, fps, embed_fn, config.identity_stride
+        pipeline_videos(pipe, sequences, fps, config),
+        sequences,
+        experts,
+        fps,
+        embed_fn,
+        config.identity_stride,
+        config.chunk_length,
     )
     if config.drift_seconds > 0:
         long_seq = long_sequence(Path(split_dir), config.drift_seconds, fps, config.seed)
@@ -287,7 +301,9 @@ def run_benchmark(split_dir: str | Path, pipe=None, config: EvalConfig | None = 
         "other identity": other_identity_videos(sequences),
     }
     results = {
-        name: evaluate_videos(videos, sequences, experts, fps, stride=config.identity_stride)
+        name: evaluate_videos(
+            videos, sequences, experts, fps, stride=config.identity_stride, chunk_length=config.chunk_length
+        )
         for name, videos in rows.items()
     }
     if config.drift_seconds > 0:
@@ -302,7 +318,7 @@ def run_benchmark(split_dir: str | Path, pipe=None, config: EvalConfig | None = 
     ):
         prior_videos = prior_portrait_videos(pipe, sequences)
         results["identity prior portrait"] = evaluate_videos(
-            prior_videos, sequences, experts, fps, stride=config.identity_stride
+            prior_videos, sequences, experts, fps, stride=config.identity_stride, chunk_length=config.chunk_length
         )
     if pipe is not None:
         results[f"model ({config.mode})"] = evaluate_pipeline(pipe, split_dir, config, experts)
@@ -326,9 +342,11 @@ HIGHER_IS_BETTER = {
     "identity_cos": True,
     "identity_drift": False,
     "motion_ratio": None,
+    "ssim": True,
+    "seam_ratio": None,
     "fid_own": False,
     "fvd_own": False,
-}  # fmt: skip  (motion_ratio: closest to 1 is best)
+}  # fmt: skip  (motion_ratio, seam_ratio: closest to 1 is best)
 
 
 def format_table(results: dict[str, Any]) -> str:

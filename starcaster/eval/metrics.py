@@ -106,6 +106,47 @@ def motion_ratio(generated: Sequence[np.ndarray], ground_truth: Sequence[np.ndar
     return float(sum(map(motion_energy, generated)) / max(1e-8, sum(map(motion_energy, ground_truth))))
 
 
+def seam_ratio(videos: Sequence[np.ndarray], chunk_length: int) -> float:
+    """Mean frame-to-frame change across chunk boundaries ÷ the mean change inside chunks.
+
+    An autoregressive model generates ``chunk_length`` frames at a time; a jump where one chunk
+    meets the next is a visible seam. 1 = boundaries look like any other frame step (the ground
+    truth, which has no chunks, measures ≈ 1); above 1 = seams.
+    """
+    at, within = [], []
+    for video in videos:
+        steps = np.abs(np.diff(video.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # steps[t]: t → t+1
+        boundary = (np.arange(len(steps)) + 1) % chunk_length == 0
+        at.append(steps[boundary])
+        within.append(steps[~boundary])
+    return float(np.concatenate(at).mean() / max(1e-8, np.concatenate(within).mean()))
+
+
+def ssim_to_truth(generated: Sequence[np.ndarray], ground_truth: Sequence[np.ndarray], stride: int = 1) -> float:
+    """Mean SSIM of every ``stride``-th generated frame against the ground-truth frame at that instant.
+
+    The test renders share the generated video's identity, camera and speech, so a frame that is
+    right is close to the truth pixel for pixel: blur, noise and misplaced detail (an eye in the
+    wrong place) all lower it, unlike identity_cos (blur-tolerant) or FID (distribution-level).
+    Head sway and blinks are free to differ, so the ceiling for a model is below 1. Frames of
+    another size than the truth's are resized to it first (bilinear).
+    """
+    from PIL import Image
+    from skimage.metrics import structural_similarity
+
+    def same_size(frame: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        if frame.shape == shape:
+            return frame
+        return np.asarray(Image.fromarray(frame).resize((shape[1], shape[0]), Image.BILINEAR))
+
+    scores = [
+        structural_similarity(same_size(g, t.shape), t, channel_axis=-1, data_range=255)
+        for video, truth in zip(generated, ground_truth)
+        for g, t in zip(video[::stride], truth[::stride])
+    ]
+    return float(np.mean(scores))
+
+
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray, eps: float = 1e-6) -> float:
     """``‖μ_a − μ_b‖² + tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½)`` between Gaussian fits of two feature sets.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-STAGE_ORDER = ("vae", "decoder", "identity", "prior", "motion", "reference", "self_forcing", "view")
+STAGE_ORDER = ("vae", "decoder", "identity", "prior", "motion", "reference", "self_forcing", "view", "refiner")
 
 
 @dataclass
@@ -55,6 +55,27 @@ class PriorConfig:
     components: int = 64  # principal components of the portraits the readout predicts
     ridge: float = 1.0
     workers: int = 2  # processes rendering the portraits
+
+
+@dataclass
+class RefinerConfig:
+    """The frame refiner (``training/refiner.py``) on the finished video model; ``steps: 0`` skips it."""
+
+    steps: int = 0
+    batch_size: int = 32
+    lr: float = 1e-3
+    windows: int = 1600  # training windows the video model rolls out to make the pairs
+    rollout_batch: int = 8
+    chunks: int = 2  # chunks rolled out per window after the real context (the later ones from its own)
+    chunk_length: int = 4
+    prior_prob: float = 0.3  # share of windows whose portrait is the identity prior's (identity-only mode)
+    none_prob: float = 0.1  # share with no portrait at all (the video model alone)
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
+    edge_weight: float = 1.0
+    adversarial_weight: float = 0.0  # > 0: a conditional PatchGAN critic rewards believable detail (pix2pix)
+    init: str | None = None  # a refiner folder to start from (e.g. an L1-trained one), instead of a fresh one
+    pairs: str | None = None  # reuse this pairs.npz (e.g. the L1 sitting's) instead of <out>/refiner/pairs.npz
+    max_minutes: float | None = None
 
 
 @dataclass
@@ -109,6 +130,7 @@ class RecipeConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     prior: PriorConfig = field(default_factory=PriorConfig)
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)
     stages: list[StageConfig] = field(default_factory=list)
 
     def stage(self, name: str) -> StageConfig:
@@ -134,6 +156,7 @@ def load_config(path: str | Path, **overrides) -> RecipeConfig:
     raw["decoder"] = _build(DecoderConfig, raw.get("decoder", {}))
     raw["identity"] = _build(IdentityConfig, raw.get("identity", {}))
     raw["prior"] = _build(PriorConfig, raw.get("prior", {}))
+    raw["refiner"] = _build(RefinerConfig, raw.get("refiner", {}))
     raw["stages"] = [_build(StageConfig, s) for s in raw.get("stages", [])]
     for key in ("data", "out"):
         raw[key] = Path(raw.get(key, getattr(RecipeConfig, key, "")))

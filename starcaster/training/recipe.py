@@ -29,6 +29,7 @@ from .config import STAGE_ORDER, RecipeConfig, StageConfig
 from .data import collate_audio_features, endless, mixed
 from .identity_encoder import train_identity_encoder
 from .identity_prior import finished_prior, train_identity_prior
+from .refiner import finished_refiner, train_refiner
 from .samples import write_stage_samples
 from .steps import STEPS, StepContext, trainable_parameters
 from .trainer import LoopSettings, train, training_device
@@ -44,14 +45,18 @@ def _frames_needed(stage: StageConfig) -> int:
 
 
 def _initial_unet(cfg: RecipeConfig, index: int) -> STARCasterUNet:
-    """The previous stage's final weights, else ``init_from``'s UNet, else a fresh model."""
+    """The previous stage's final weights, else ``init_from``'s UNet, else a fresh model.
+
+    ``index == len(cfg.stages)`` asks for the finished video model (what the refiner stage uses).
+    """
+    name = cfg.stages[index].name if index < len(cfg.stages) else "refiner"
     for previous in reversed(cfg.stages[:index]):
         final = cfg.out / previous.name / "final"
         if (final / "config.json").is_file():
-            logger.info("starting %s from %s", cfg.stages[index].name, final)
+            logger.info("starting %s from %s", name, final)
             return STARCasterUNet.from_pretrained(final)
     if cfg.init_from is not None:
-        logger.info("starting %s from %s", cfg.stages[index].name, cfg.init_from / "unet")
+        logger.info("starting %s from %s", name, cfg.init_from / "unet")
         return STARCasterUNet.from_pretrained(cfg.init_from / "unet", dtype=torch.float32)
     torch.manual_seed(cfg.seed)
     return STARCasterUNet(**get_preset(cfg.preset).unet)
@@ -125,10 +130,17 @@ def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder) -> STARCasterUNet:
     return unet
 
 
-def assemble_pipeline(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior=None) -> STARCasterPipeline:
+def assemble_pipeline(
+    cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior=None, refiner=None
+) -> STARCasterPipeline:
     scheduler = DDIMScheduler(**get_preset(cfg.preset).scheduler)
     pipe = STARCasterPipeline(
-        unet=unet.eval(), vae=vae, scheduler=scheduler, identity_encoder=encoder, identity_prior=prior
+        unet=unet.eval(),
+        vae=vae,
+        scheduler=scheduler,
+        identity_encoder=encoder,
+        identity_prior=prior,
+        refiner=refiner,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -158,11 +170,14 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
     prior = _identity_prior(cfg, encoder, only)
     if only == "prior":
         return None
-    names = [s.name for s in cfg.stages] if only is None else [only]
+    names = [s.name for s in cfg.stages] if only is None else [only] if only != "refiner" else []
     unet = None
     for name in names:
         unet = train_stage(cfg, name, vae, encoder)
-    pipe = assemble_pipeline(cfg, unet, vae, encoder, prior)
+    if unet is None:  # ``--stage refiner``: the finished video model
+        unet = _initial_unet(cfg, len(cfg.stages))
+    refiner = _frame_refiner(cfg, unet, vae, encoder, prior, only)
+    pipe = assemble_pipeline(cfg, unet, vae, encoder, prior, refiner)
     if export is not None:
         export_pipeline(pipe, export)
     return pipe
@@ -175,6 +190,16 @@ def _identity_prior(cfg: RecipeConfig, encoder, only: str | None):
     finished = finished_prior(cfg.out / "identity_prior" / "final")
     if finished is None and cfg.init_from is not None:
         finished = finished_prior(cfg.init_from / "identity_prior")
+    return finished
+
+
+def _frame_refiner(cfg: RecipeConfig, unet, vae, encoder, prior, only: str | None):
+    """This run's trained refiner when the config has one, else ``init_from``'s (if it ships one)."""
+    if cfg.refiner.steps > 0 and only in (None, "refiner"):
+        return train_refiner(cfg, unet, vae, encoder, prior)
+    finished = finished_refiner(cfg.out / "refiner" / "final")
+    if finished is None and cfg.init_from is not None:
+        finished = finished_refiner(cfg.init_from / "refiner")
     return finished
 
 

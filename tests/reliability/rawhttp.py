@@ -33,6 +33,7 @@ GENERATE_ORDER = [
     "context_frames",
     "sweep_views",
     "sweep_moment",
+    "refine_details",
 ]
 DEFAULTS = dict(
     azimuth=0,
@@ -45,6 +46,7 @@ DEFAULTS = dict(
     context_frames=8,
     sweep_views=16,
     sweep_moment=0.5,
+    refine_details=True,
     **FAST,
 )
 

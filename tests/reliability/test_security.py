@@ -167,6 +167,7 @@ def result_url(served_app):
         8,
         16,
         0.5,
+        True,
     ]
     outcome, message = call_raw(url, json.dumps({"data": data}))
     assert outcome == "ok", message
@@ -262,7 +263,7 @@ def test_server_does_not_fetch_urls_given_as_files(served_app):
         target = f"http://127.0.0.1:{server.server_address[1]}/portrait.png"
         url = served_app[1]
         audio = upload_raw(url, SPEECH)
-        data = [file_data(target, url=target), None, audio, 0, 0, "static", 4, 1, 1, 1, 0, False, 8, 8, 16, 0.5]
+        data = [file_data(target, url=target), None, audio, 0, 0, "static", 4, 1, 1, 1, 0, False, 8, 8, 16, 0.5, True]
         outcome, message = call_raw(url, json.dumps({"data": data}))
     finally:
         server.shutdown()

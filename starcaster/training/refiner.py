@@ -1,0 +1,229 @@
+"""Stage ``refiner``: teach the frame refiner (``models/refiner.py``) to draw what the video model blurs.
+
+Data are the finished video model's *own* frames, paired with the ground truth they should
+have been. Pairs must be pixel-aligned, or the refiner learns to blur as well: each training
+window gives the model a few ground-truth frames as context (which pins the head's pose and
+the mouth's phase) and then the model rolls out ``chunks`` chunks with its 4-step sampler
+and KV cache exactly as at inference — the first from the real context, the later ones from
+its own — so the pairs carry inference's blur and the ground truth's detail at the same
+place. The identity's portrait is what inference would give the refiner: the reference
+portrait, the identity prior's portrait of the embedding (identity-only mode), or none.
+
+The pairs are generated once per run folder (``refiner/pairs.npz``, reused on resume); the
+loss is L1 on pixels plus L1 on their horizontal and vertical differences (the edges that
+make an eye an eye). Where the refiner is unsure exactly where an eye goes, any per-pixel
+loss still prefers to leave it out (a smooth "mannequin" face beats a misplaced eye on L1),
+so ``adversarial_weight`` > 0 adds a conditional PatchGAN critic (pix2pix): it sees the
+video model's frame beside a candidate and tells real detail from none, and the refiner is
+rewarded for detail the critic believes. Both train in one backward pass with one optimiser:
+the critic's loss sees detached refined frames, and the refiner's adversarial term runs the
+critic with detached weights (``torch.func.functional_call``), so neither moves the other.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler
+from torch import nn
+
+from ..audio import AudioFeatureConfig
+from ..models.configs import get_preset
+from ..models.refiner import FrameRefiner
+from ..models.sampling import denoise_chunk
+from ..models.unet import STARCasterUNet
+from ..pixels import to_pixels, to_uint8
+from .batches import Batch, encode_latents, prepare_batch
+from .config import RecipeConfig, RefinerConfig
+from .data import collate_audio_features, endless
+from .steps import REFERENCE_VIEW
+from .trainer import LoopSettings, train
+
+logger = logging.getLogger(__name__)
+
+CONTEXT_FRAMES = 4
+PORTRAIT_SOURCES = ("reference", "prior", "none")
+
+
+def _portraits(batch: Batch, source: str, vae, prior) -> torch.Tensor | None:
+    """Pixels ``[B, 3, H, W]`` of the portrait inference would use, or None (identity tokens only)."""
+    if source == "reference":
+        return vae.decode(batch.reference[:, 0] / vae.config.scaling_factor).sample
+    if source == "prior":
+        return prior(batch.identity).float()
+    return None
+
+
+@torch.no_grad()
+def roll_out(unet: STARCasterUNet, scheduler, vae, batch: Batch, portraits: torch.Tensor | None, chunks: int):
+    """The model's frames for ``batch``'s frames after ``CONTEXT_FRAMES`` (own rollout from real context)."""
+    chunk = (batch.frames - CONTEXT_FRAMES) // chunks
+    cache = unet.new_cache(window_frames=CONTEXT_FRAMES + chunk)
+    reference = None
+    if portraits is not None:
+        reference = encode_latents(vae, portraits[:, None])
+        view = torch.tensor(REFERENCE_VIEW, device=portraits.device).expand(len(portraits), 2)
+        cache.append(unet.encode_reference(reference, batch.identity, view))
+    past = slice(0, CONTEXT_FRAMES)
+    conditions = unet.encode_conditions(batch.identity, batch.audio[:, past], batch.views[:, past])
+    cache.append(unet.encode_context(batch.latents[:, past], conditions))
+    shape = batch.latents[:, :chunk].shape
+    shared = torch.randn(shape[0], 1, *shape[2:], device=batch.latents.device).expand(shape)
+    frames = []
+    for k in range(chunks):
+        span = slice(CONTEXT_FRAMES + k * chunk, CONTEXT_FRAMES + (k + 1) * chunk)
+        conditions = unet.encode_conditions(batch.identity, batch.audio[:, span], batch.views[:, span])
+        clean = denoise_chunk(unet, scheduler, shared.clone(), conditions, cache, 4, reference=reference)
+        cache.append(unet.encode_context(clean, conditions))
+        pixels = vae.decode(clean.flatten(0, 1) / vae.config.scaling_factor).sample
+        frames.append(pixels.view(shape[0], chunk, *pixels.shape[1:]))
+    return torch.cat(frames, 1)  # [B, chunks·chunk, 3, H, W]
+
+
+def generate_pairs(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior, path: Path) -> dict[str, np.ndarray]:
+    """Roll the video model out on ``settings.windows`` training windows; save uint8 pairs to ``path``."""
+    settings = cfg.refiner
+    window = CONTEXT_FRAMES + settings.chunks * settings.chunk_length
+    audio_config = AudioFeatureConfig(n_mels=unet.config.audio_n_mels, context=unet.config.audio_context)
+    collate = functools.partial(collate_audio_features, frames=window, fps=25.0, config=audio_config)
+    batches = endless(cfg.data / "train", window, settings.rollout_batch, ("talking",), cfg.seed + 7, 0, collate)
+    scheduler = DDIMScheduler(**get_preset(cfg.preset).scheduler)
+    rng = np.random.default_rng(cfg.seed + 7)
+    probs = np.array([1 - settings.prior_prob - settings.none_prob, settings.prior_prob, settings.none_prob])
+    if prior is None:
+        probs = np.array([probs[0] + probs[1], 0.0, probs[2]])
+    out = {"generated": [], "truth": [], "portrait": [], "has_portrait": []}
+    started, done = time.monotonic(), 0
+    while done < settings.windows:
+        batch = prepare_batch(next(batches), vae, encoder, 0.0)
+        source = PORTRAIT_SOURCES[rng.choice(3, p=probs / probs.sum())]
+        portraits = _portraits(batch, source, vae, prior)
+        generated = roll_out(unet, scheduler, vae, batch, portraits, settings.chunks)
+        size = len(generated)
+        blank = torch.zeros_like(batch.pixels[:, 0]) if portraits is None else portraits
+        out["generated"].append(to_uint8(generated))
+        out["truth"].append(to_uint8(batch.pixels[:, CONTEXT_FRAMES:]))
+        out["portrait"].append(to_uint8(blank))
+        out["has_portrait"].append(np.full(size, portraits is not None))
+        done += size
+        if done % (10 * size) == 0:
+            logger.info(
+                "refiner pairs: %d/%d windows (%.1f min)", done, settings.windows, (time.monotonic() - started) / 60
+            )
+    pairs = {k: np.concatenate(v) for k, v in out.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **pairs)
+    return pairs
+
+
+def refiner_loss(refined: torch.Tensor, truth: torch.Tensor, edge_weight: float) -> tuple[torch.Tensor, dict]:
+    """L1 on pixels + ``edge_weight`` · L1 on horizontal/vertical differences."""
+    pixel = F.l1_loss(refined.float(), truth)
+    edges = sum(F.l1_loss(torch.diff(refined.float(), dim=d), torch.diff(truth, dim=d)) for d in (-1, -2))
+    return pixel + edge_weight * edges, {"l1": pixel.item(), "edges": edges.item()}
+
+
+class PatchCritic(nn.Module):
+    """(the video model's frame, a candidate) → a grid of real/fake scores, one per ~16-pixel patch."""
+
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 128)):
+        super().__init__()
+        layers, width = [], 6
+        for out in channels:
+            layers += [nn.utils.parametrizations.spectral_norm(nn.Conv2d(width, out, 4, 2, 1)), nn.LeakyReLU(0.2)]
+            width = out
+        layers.append(nn.Conv2d(width, 1, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, frames: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([frames, candidate.to(frames.dtype)], dim=1))
+
+
+def adversarial_losses(critic: PatchCritic, frames, refined, truth) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hinge losses ``(critic, refiner)``; each only moves its own network (see the module docstring)."""
+    real, fake = critic(frames, truth), critic(frames, refined.detach())
+    critic_loss = F.relu(1 - real.float()).mean() + F.relu(1 + fake.float()).mean()
+    frozen = {name: value.detach() for name, value in critic.state_dict(keep_vars=True).items()}
+    refiner_loss = -torch.func.functional_call(critic, frozen, (frames, refined)).float().mean()
+    return critic_loss, refiner_loss
+
+
+def pair_batches(pairs: dict[str, np.ndarray], batch_size: int, rng: np.random.Generator, device):
+    """Endless random frame batches ``(generated, truth, portrait, has_portrait)`` as [-1, 1] tensors."""
+    windows, frames = pairs["generated"].shape[:2]
+    while True:
+        w = rng.integers(0, windows, batch_size)
+        f = rng.integers(0, frames, batch_size)
+        pixels = [to_pixels(torch.from_numpy(x).to(device)) for x in (pairs["generated"][w, f], pairs["truth"][w, f])]
+        portrait = to_pixels(torch.from_numpy(pairs["portrait"][w]).to(device))
+        yield *pixels, portrait, torch.from_numpy(pairs["has_portrait"][w]).to(device)
+
+
+def finished_refiner(folder: Path) -> FrameRefiner | None:
+    """The refiner saved in ``folder`` (a run's ``refiner/final`` or a pipeline's ``refiner``), if any."""
+    if not (folder / "config.json").is_file():
+        return None
+    return FrameRefiner.from_pretrained(folder, dtype=torch.float32).eval().requires_grad_(False)
+
+
+def train_refiner(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior) -> FrameRefiner:
+    folder = cfg.out / "refiner"
+    if (finished := finished_refiner(folder / "final")) is not None:
+        return finished
+    settings: RefinerConfig = cfg.refiner
+    path = Path(settings.pairs) if settings.pairs else folder / "pairs.npz"
+    unet = unet.eval()
+    pairs = dict(np.load(path)) if path.is_file() else generate_pairs(cfg, unet, vae, encoder, prior, path)
+    logger.info("refiner: %d windows of pairs", len(pairs["generated"]))
+    torch.manual_seed(cfg.seed)
+    nets = nn.ModuleDict({"refiner": _initial_refiner(settings)})
+    if settings.adversarial_weight > 0:
+        nets["critic"] = PatchCritic()
+    rng = np.random.default_rng(cfg.seed)
+    batches = pair_batches(pairs, settings.batch_size, rng, "cpu")
+
+    def step(batch):
+        generated, truth, portrait, has_portrait = batch
+        refined = nets["refiner"](generated, portrait, has_portrait)
+        loss, parts = refiner_loss(refined, truth, settings.edge_weight)
+        if "critic" in nets:
+            critic_loss, fooling = adversarial_losses(nets["critic"], generated, refined, truth)
+            loss = loss + settings.adversarial_weight * fooling + critic_loss
+            parts |= {"adversarial": fooling.item(), "critic": critic_loss.item()}
+        return loss, parts
+
+    loop = LoopSettings(
+        settings.steps, settings.lr, cfg.bf16, cfg.ema_decay, cfg.grad_clip, cfg.log_every, cfg.save_every,
+        settings.max_minutes,
+    )  # fmt: skip
+    nets = train("refiner", folder, nets, list(nets.parameters()), batches, step, loop)
+    refiner = nets["refiner"].eval().requires_grad_(False)
+    refiner.save_pretrained(folder / "final")
+    return refiner
+
+
+def _initial_refiner(settings: RefinerConfig) -> FrameRefiner:
+    """A fresh refiner, or ``settings.init``'s weights (e.g. an L1-trained refiner to sharpen adversarially)."""
+    if settings.init:
+        logger.info("refiner: starting from %s", settings.init)
+        return FrameRefiner.from_pretrained(settings.init, dtype=torch.float32)
+    return FrameRefiner(channels=tuple(settings.channels))
+
+
+def mean_l1(pairs: dict[str, np.ndarray], refiner: FrameRefiner | None, limit: int = 512) -> float:
+    """Mean absolute error (0–255) of the model's frames against the truth, refined or not."""
+    generated = to_pixels(torch.from_numpy(pairs["generated"][:limit].reshape(-1, *pairs["generated"].shape[2:])))
+    truth = pairs["truth"][:limit].reshape(-1, *pairs["truth"].shape[2:]).astype(np.float32)
+    if refiner is not None:
+        frames = pairs["generated"].shape[1]
+        portraits = to_pixels(torch.from_numpy(np.repeat(pairs["portrait"][:limit], frames, 0)))
+        flags = torch.from_numpy(np.repeat(pairs["has_portrait"][:limit], frames, 0))
+        with torch.no_grad():
+            generated = refiner(generated, portraits, flags)
+    return float(np.abs(to_uint8(generated).astype(np.float32) - truth).mean())

@@ -23,6 +23,15 @@ def install_into_hf_cache(folder: Path, repo_id: str, cache_dir: Path, revision:
     return commit
 
 
+def cli_generate(checkpoint: Path, folder: Path, out: str, *extra: str) -> int:
+    """``python -m starcaster generate`` on ``folder``'s ``speech.wav`` and ``identity.npy``, to ``folder/out``."""
+    from starcaster.cli import main
+
+    args = ["generate", "--checkpoint", str(checkpoint), "--audio", str(folder / "speech.wav"),
+            "--embedding", str(folder / "identity.npy"), "--out", str(folder / out), *extra]  # fmt: skip
+    return main(args)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:

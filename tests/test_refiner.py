@@ -127,25 +127,21 @@ def test_refiner_saves_and_loads_with_the_pipeline(refined_pipe, speech_wave, id
 def test_cli_generate_and_eval_can_switch_the_refiner_off(refined_pipe, speech_wave, identity_vector, tmp_path):
     import soundfile as sf
 
-    from starcaster.cli import main
     from starcaster.identity import save_embedding
+    from tests.helpers import cli_generate
 
     refined_pipe.save_pretrained(tmp_path / "ckpt")
     sf.write(tmp_path / "speech.wav", speech_wave, 16_000)
     save_embedding(identity_vector, tmp_path / "identity.npy")
 
     def video(name: str, *extra: str) -> bytes:
-        args = ["generate", "--checkpoint", str(tmp_path / "ckpt"), "--audio", str(tmp_path / "speech.wav"),
-                "--embedding", str(tmp_path / "identity.npy"), "--out", str(tmp_path / name), *extra]  # fmt: skip
-        assert main(args) == 0
+        assert cli_generate(tmp_path / "ckpt", tmp_path, name, *extra) == 0
         return (tmp_path / name).read_bytes()
 
     refined = video("refined.mp4")
     assert video("again.mp4") == refined  # deterministic, so a difference below is the flag's
     assert video("plain.mp4", "--no-refiner") != refined
-    assert main(["generate", "--checkpoint", str(tmp_path / "ckpt"), "--audio", str(tmp_path / "speech.wav"),
-                 "--embedding", str(tmp_path / "identity.npy"), "--out", str(tmp_path / "x.mp4"),
-                 "--refiner-smoothing", "1"]) == 2  # fmt: skip
+    assert cli_generate(tmp_path / "ckpt", tmp_path, "bad.mp4", "--refiner-smoothing", "1") == 2  # a usage error
 
 
 def test_adversarial_terms_each_move_only_their_own_network():

@@ -15,6 +15,7 @@ from starcaster.models.configs import get_preset
 from starcaster.training.checkpoint import load_state, save_state
 from starcaster.training.config import STAGE_ORDER, load_config
 from starcaster.training.steps import trainable_parameters
+from tests.helpers import cli_generate
 
 
 @pytest.fixture(scope="module")
@@ -266,9 +267,7 @@ def test_cli_generate_can_switch_the_identity_prior_off(trained, tmp_path):
     save_embedding(np.random.default_rng(1).standard_normal(512), tmp_path / "identity.npy")
 
     def video(name: str, *extra: str) -> bytes:
-        args = ["generate", "--checkpoint", str(export), "--audio", str(tmp_path / "speech.wav"),
-                "--embedding", str(tmp_path / "identity.npy"), "--out", str(tmp_path / name), *extra]  # fmt: skip
-        assert main(args) == 0
+        assert cli_generate(export, tmp_path, name, *extra) == 0
         return (tmp_path / name).read_bytes()
 
     anchored = video("anchored.mp4")

@@ -53,7 +53,16 @@ def _train(data, run_dir, *extra: str) -> int:
 
 def test_every_stage_ran_and_logged(trained):
     run_dir, _ = trained
-    for name in ("vae", "decoder", "identity_encoder", "motion", "reference", "self_forcing", "view"):
+    for name in (
+        "vae",
+        "decoder",
+        "identity_encoder",
+        "identity_canonical",
+        "motion",
+        "reference",
+        "self_forcing",
+        "view",
+    ):
         rows = (run_dir / name / "log.csv").read_text().strip().splitlines()
         assert rows[0].startswith("step,loss") and len(rows) >= 3, name
         assert np.isfinite([float(r.split(",")[1]) for r in rows[1:]]).all()
@@ -211,6 +220,20 @@ def test_worker_audio_features_match_the_main_process(tiny_data):
     assert from_workers.audio.abs().sum() > 0  # real speech features, not padding
     sample["audio_features"] = np.zeros_like(from_workers.audio.numpy())
     assert prepare_batch(sample, vae, encoder, 4.0).audio.abs().sum() == 0  # precomputed ones are used
+
+
+def test_the_canonical_fine_tune_is_the_encoder_every_later_stage_uses(trained):
+    """tiny.yaml fine-tunes the ArcFace encoder to describe the canonical face; the export ships that one."""
+    from safetensors.torch import load_file
+
+    run_dir, export = trained
+    arcface = load_file(run_dir / "identity_encoder" / "final" / "diffusion_pytorch_model.safetensors")
+    tuned = load_file(run_dir / "identity_canonical" / "final" / "diffusion_pytorch_model.safetensors")
+    shipped = load_file(export / "identity_encoder" / "diffusion_pytorch_model.safetensors")
+    assert any(not torch.equal(arcface[k], tuned[k]) for k in arcface)  # the fine-tune moved the weights
+    assert all(torch.allclose(shipped[k].float(), tuned[k].float(), atol=1e-2) for k in tuned)  # fp16 export
+    header = (run_dir / "identity_canonical" / "log.csv").read_text().splitlines()[0]
+    assert "canonical" in header and "nce" in header
 
 
 def test_refiner_stage_rolls_out_pairs_and_ships_in_the_export(trained):

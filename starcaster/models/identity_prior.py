@@ -95,14 +95,7 @@ class IdentityPrior(ModelMixin, ConfigMixin):
         self.embedding_mean.copy_(embeddings.mean(0))
         self.embedding_std.copy_(embeddings.std(0).clamp_min(1e-6))
         spans = [slice(i, i + chunk) for i in range(0, len(portraits), chunk)]
-        mean = sum(_flat_pixels(portraits[s]).sum(0) for s in spans) / len(portraits)
-        sample = _flat_pixels(portraits[:pca_samples]) - mean
-        # svd_lowrank draws a random projection: seeded, without touching the caller's RNG
-        with torch.random.fork_rng():
-            torch.manual_seed(self.config.seed)
-            _, _, components = torch.svd_lowrank(sample, q=self.config.num_components + 16, niter=3)
-        self.basis.copy_(components[:, : self.config.num_components].T)  # [K, pixels], orthonormal rows
-        self.pixel_mean.copy_(mean)
+        self.fit_basis(portraits, chunk, pca_samples)
         features = self.config.num_features
         gram = torch.zeros(features, features, dtype=torch.float64)
         rhs = torch.zeros(features, self.config.num_components, dtype=torch.float64)
@@ -112,6 +105,19 @@ class IdentityPrior(ModelMixin, ConfigMixin):
             rhs += (feats.T @ self.coefficients(portraits[span])).double()
         gram.diagonal().add_(ridge)
         self.readout.copy_(torch.linalg.solve(gram, rhs).float())
+
+    @torch.no_grad()
+    def fit_basis(self, portraits: np.ndarray, chunk: int = 8192, pca_samples: int = 32768) -> None:
+        """The portrait space alone: mean portrait and leading principal components (randomised SVD)."""
+        spans = [slice(i, i + chunk) for i in range(0, len(portraits), chunk)]
+        mean = sum(_flat_pixels(portraits[s]).sum(0) for s in spans) / len(portraits)
+        sample = _flat_pixels(portraits[:pca_samples]) - mean
+        # svd_lowrank draws a random projection: seeded, without touching the caller's RNG
+        with torch.random.fork_rng():
+            torch.manual_seed(self.config.seed)
+            _, _, components = torch.svd_lowrank(sample, q=self.config.num_components + 16, niter=3)
+        self.basis.copy_(components[:, : self.config.num_components].T)  # [K, pixels], orthonormal rows
+        self.pixel_mean.copy_(mean)
 
     @torch.no_grad()
     def coefficients(self, portraits: np.ndarray) -> torch.Tensor:

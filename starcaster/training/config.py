@@ -43,6 +43,14 @@ class IdentityConfig:
     margin: float = 0.3  # additive angular margin (ArcFace)
     scale: float = 24.0
     max_minutes: float | None = None
+    # then: fine-tune it to describe the canonical face (``training/identity_canonical.py``); 0 skips it
+    canonical_steps: int = 0
+    canonical_batch: int = 32  # fresh identities per step, two renders each
+    canonical_lr: float = 3e-4  # the encoder's (the linear head's: 1e-2)
+    canonical_components: int = 64  # principal components of the canonical portraits the head predicts
+    canonical_workers: int = 2  # data-loader processes rendering the identities
+    canonical_basis: int = 4096  # canonical portraits whose principal components are the head's targets
+    canonical_max_minutes: float | None = None
 
 
 @dataclass

@@ -27,6 +27,7 @@ from ..pipeline import STARCasterPipeline
 from .batches import prepare_batch
 from .config import STAGE_ORDER, RecipeConfig, StageConfig
 from .data import collate_audio_features, endless, mixed
+from .identity_canonical import describe_canonical_face
 from .identity_encoder import train_identity_encoder
 from .identity_prior import finished_prior, train_identity_prior
 from .refiner import finished_refiner, train_refiner
@@ -165,6 +166,14 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
         return None
     if encoder is None:
         encoder = train_identity_encoder(cfg)
+        if cfg.identity.canonical_steps > 0:  # before the prior and every video stage: they use its embeddings
+            encoder = describe_canonical_face(cfg, encoder)
+    elif cfg.identity.canonical_steps > 0:  # a published encoder: its video model reads its embeddings as they are
+        logger.warning(
+            "identity.canonical_steps ignored: the identity encoder comes from %s (to fine-tune a published "
+            "checkpoint's encoder, use scripts/finetune_identity_encoder.py + scripts/swap_identity_encoder.py)",
+            source,
+        )
     if only == "identity":
         return None
     prior = _identity_prior(cfg, encoder, only)

@@ -64,18 +64,22 @@ def train(
     name: str,
     folder: Path,
     model: torch.nn.Module,
-    parameters: list[torch.nn.Parameter],
+    parameters: list[torch.nn.Parameter] | list[dict],
     batches: Iterator,
     step_fn: Callable[[object], tuple[torch.Tensor, dict]],
     settings: LoopSettings,
 ) -> torch.nn.Module:
-    """Train ``parameters`` of ``model`` for ``settings.steps``; returns the model with EMA weights."""
+    """Train ``parameters`` of ``model`` for ``settings.steps``; returns the model with EMA weights.
+
+    ``parameters`` may be optimizer parameter groups (dicts with ``params`` and their own ``lr``).
+    """
     accelerator = make_accelerator(settings.bf16)
+    optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=0.0)
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
     for param in model.parameters():
         param.requires_grad_(False)
     for param in parameters:
         param.requires_grad_(True)
-    optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=0.0)
     model, optimizer = accelerator.prepare(model, optimizer)
     ema = EMAModel(parameters, decay=settings.ema_decay) if settings.ema_decay else None
     state_dir = folder / "state"

@@ -56,7 +56,7 @@ def _portraits(batch: Batch, source: str, vae, prior) -> torch.Tensor | None:
     if source == "reference":
         return vae.decode(batch.reference[:, 0] / vae.config.scaling_factor).sample
     if source == "prior":
-        return prior(batch.identity).float()
+        return prior(batch.identity).float().clamp(-1, 1)  # as imagine_portrait gives it (a picture)
     return None
 
 

@@ -1,4 +1,4 @@
-"""Resumable training state as safetensors (weights, EMA, optimizer) plus a small JSON.
+"""Resumable training state as safetensors (weights, EMA, optimizer) plus a small JSON, and finished models.
 
 Optimizer state is flattened to ``state.<param index>.<name>`` tensors so nothing is ever
 pickled; ``param_groups`` (plain numbers) go to the JSON.
@@ -50,6 +50,14 @@ def load_state(folder: Path, model: torch.nn.Module, optimizer, ema) -> int:
         state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     return int(meta["step"])
+
+
+def finished_model(cls, folder: Path):
+    """The ``cls`` model saved in ``folder`` (a stage's ``final/`` or a pipeline's component folder),
+    frozen for use by later stages, or None when nothing finished is there."""
+    if not (folder / "config.json").is_file():
+        return None
+    return cls.from_pretrained(folder, dtype=torch.float32).eval().requires_grad_(False)
 
 
 def has_state(folder: Path) -> bool:

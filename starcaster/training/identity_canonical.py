@@ -35,6 +35,7 @@ from ..data.synthtalk import IDENTITY_RANGES, reference_portrait
 from ..models.identity_encoder import IdentityEncoder
 from ..models.identity_prior import IdentityPrior
 from ..pixels import to_pixels
+from .checkpoint import finished_model
 from .config import IdentityConfig, RecipeConfig
 from .identity_prior import render_portraits
 from .trainer import LoopSettings, train
@@ -126,8 +127,8 @@ def describe_canonical_face(cfg: RecipeConfig, encoder: IdentityEncoder) -> Iden
     """The recipe's sub-stage: the ArcFace encoder, fine-tuned (or this run's finished fine-tune)."""
     folder = cfg.out / "identity_canonical"
     final = folder / "final"
-    if (final / "config.json").is_file():
-        return IdentityEncoder.from_pretrained(final).eval().requires_grad_(False)
+    if (finished := finished_model(IdentityEncoder, final)) is not None:
+        return finished
     settings = cfg.identity
     torch.manual_seed(cfg.seed)
     basis = portrait_basis(

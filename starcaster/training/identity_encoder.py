@@ -19,6 +19,7 @@ from ..data.shards import load_manifest
 from ..models.configs import get_preset
 from ..models.identity_encoder import IdentityEncoder
 from ..pixels import to_pixels
+from .checkpoint import finished_model
 from .config import RecipeConfig
 from .data import endless
 from .trainer import LoopSettings, train
@@ -70,8 +71,8 @@ def identity_step(model: _EncoderWithHead, classes: dict[int, int], rng: np.rand
 def train_identity_encoder(cfg: RecipeConfig) -> IdentityEncoder:
     folder = cfg.out / "identity_encoder"
     final = folder / "final"
-    if (final / "config.json").is_file():
-        return IdentityEncoder.from_pretrained(final).eval().requires_grad_(False)
+    if (finished := finished_model(IdentityEncoder, final)) is not None:
+        return finished
     torch.manual_seed(cfg.seed)
     classes = identity_classes(cfg.data / "train")
     encoder = IdentityEncoder(**get_preset(cfg.preset).identity_encoder)

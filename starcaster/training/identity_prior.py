@@ -22,6 +22,7 @@ from ..data.synthtalk import IDENTITY_RANGES, reference_portrait
 from ..models.identity_encoder import IdentityEncoder
 from ..models.identity_prior import IdentityPrior
 from ..pixels import to_pixels
+from .checkpoint import finished_model
 from .config import RecipeConfig
 
 logger = logging.getLogger(__name__)
@@ -58,17 +59,10 @@ def portrait_error(prior: IdentityPrior, encoder: IdentityEncoder, seeds: list[i
     return float(np.abs(guesses.astype(np.float32) - truth).mean())
 
 
-def finished_prior(folder: Path) -> IdentityPrior | None:
-    """The prior saved in ``folder`` (a run's ``identity_prior/final`` or a pipeline's ``identity_prior``), if any."""
-    if not (folder / "config.json").is_file():
-        return None
-    return IdentityPrior.from_pretrained(folder, dtype=torch.float32).eval().requires_grad_(False)
-
-
 def train_identity_prior(cfg: RecipeConfig, encoder: IdentityEncoder) -> IdentityPrior:
     folder = cfg.out / "identity_prior"
     final = folder / "final"
-    if (finished := finished_prior(final)) is not None:
+    if (finished := finished_model(IdentityPrior, final)) is not None:
         return finished
     size, settings = encoder.config.image_size, cfg.prior
     low = IDENTITY_RANGES["train"][0]

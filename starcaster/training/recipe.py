@@ -22,15 +22,18 @@ from diffusers import DDIMScheduler
 
 from ..audio import AudioFeatureConfig
 from ..models.configs import get_preset
+from ..models.identity_prior import IdentityPrior
+from ..models.refiner import FrameRefiner
 from ..models.unet import STARCasterUNet, with_reference_concat
 from ..pipeline import STARCasterPipeline
 from .batches import prepare_batch
+from .checkpoint import finished_model
 from .config import STAGE_ORDER, RecipeConfig, StageConfig
 from .data import collate_audio_features, endless, mixed
 from .identity_canonical import describe_canonical_face
 from .identity_encoder import train_identity_encoder
-from .identity_prior import finished_prior, train_identity_prior
-from .refiner import finished_refiner, train_refiner
+from .identity_prior import train_identity_prior
+from .refiner import train_refiner
 from .samples import write_stage_samples
 from .steps import STEPS, StepContext, trainable_parameters
 from .trainer import LoopSettings, train, training_device
@@ -176,7 +179,8 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
         )
     if only == "identity":
         return None
-    prior = _identity_prior(cfg, encoder, only)
+    train_prior = (lambda: train_identity_prior(cfg, encoder)) if cfg.prior.identities > 0 else None
+    prior = _optional_component(cfg, only, "prior", "identity_prior", IdentityPrior, train_prior)
     if only == "prior":
         return None
     names = [s.name for s in cfg.stages] if only is None else [only] if only != "refiner" else []
@@ -185,30 +189,25 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
         unet = train_stage(cfg, name, vae, encoder)
     if unet is None:  # ``--stage refiner``: the finished video model
         unet = _initial_unet(cfg, len(cfg.stages))
-    refiner = _frame_refiner(cfg, unet, vae, encoder, prior, only)
+    train_it = (lambda: train_refiner(cfg, unet, vae, encoder, prior)) if cfg.refiner.steps > 0 else None
+    refiner = _optional_component(cfg, only, "refiner", "refiner", FrameRefiner, train_it)
     pipe = assemble_pipeline(cfg, unet, vae, encoder, prior, refiner)
     if export is not None:
         export_pipeline(pipe, export)
     return pipe
 
 
-def _identity_prior(cfg: RecipeConfig, encoder, only: str | None):
-    """This run's trained prior when the config has one, else ``init_from``'s (if it ships one)."""
-    if cfg.prior.identities > 0 and only in (None, "prior"):
-        return train_identity_prior(cfg, encoder)
-    finished = finished_prior(cfg.out / "identity_prior" / "final")
-    if finished is None and cfg.init_from is not None:
-        finished = finished_prior(cfg.init_from / "identity_prior")
-    return finished
+def _optional_component(cfg: RecipeConfig, only: str | None, stage: str, folder: str, cls, train_it):
+    """An optional pipeline component (identity prior, refiner): trained now when the config has its
+    stage (``train_it``) and it is asked for, else this run's finished one, else ``init_from``'s (if any).
 
-
-def _frame_refiner(cfg: RecipeConfig, unet, vae, encoder, prior, only: str | None):
-    """This run's trained refiner when the config has one, else ``init_from``'s (if it ships one)."""
-    if cfg.refiner.steps > 0 and only in (None, "refiner"):
-        return train_refiner(cfg, unet, vae, encoder, prior)
-    finished = finished_refiner(cfg.out / "refiner" / "final")
+    ``folder`` names both the run's stage folder (``<out>/<folder>/final``) and the pipeline's component.
+    """
+    if train_it is not None and only in (None, stage):
+        return train_it()
+    finished = finished_model(cls, cfg.out / folder / "final")
     if finished is None and cfg.init_from is not None:
-        finished = finished_refiner(cfg.init_from / "refiner")
+        finished = finished_model(cls, cfg.init_from / folder)
     return finished
 
 

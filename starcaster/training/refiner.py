@@ -40,6 +40,7 @@ from ..models.sampling import denoise_chunk
 from ..models.unet import STARCasterUNet
 from ..pixels import to_pixels, to_uint8
 from .batches import Batch, encode_latents, prepare_batch
+from .checkpoint import finished_model
 from .config import RecipeConfig, RefinerConfig
 from .data import collate_audio_features, endless
 from .steps import REFERENCE_VIEW
@@ -165,16 +166,9 @@ def pair_batches(pairs: dict[str, np.ndarray], batch_size: int, rng: np.random.G
         yield *pixels, portrait, torch.from_numpy(pairs["has_portrait"][w]).to(device)
 
 
-def finished_refiner(folder: Path) -> FrameRefiner | None:
-    """The refiner saved in ``folder`` (a run's ``refiner/final`` or a pipeline's ``refiner``), if any."""
-    if not (folder / "config.json").is_file():
-        return None
-    return FrameRefiner.from_pretrained(folder, dtype=torch.float32).eval().requires_grad_(False)
-
-
 def train_refiner(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior) -> FrameRefiner:
     folder = cfg.out / "refiner"
-    if (finished := finished_refiner(folder / "final")) is not None:
+    if (finished := finished_model(FrameRefiner, folder / "final")) is not None:
         return finished
     settings: RefinerConfig = cfg.refiner
     path = Path(settings.pairs) if settings.pairs else folder / "pairs.npz"

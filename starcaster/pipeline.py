@@ -242,17 +242,18 @@ class STARCasterPipeline(DiffusionPipeline):
 
     def _prepare_identity(
         self, identity_embedding, image, use_prior: bool = True
-    ) -> tuple[np.ndarray, torch.Tensor | None]:
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(embedding, portrait)``: the portrait (uint8 ``[H, W, 3]``) is the reference crop, the identity
+        prior's portrait of the embedding, or None (the video model alone)."""
         dim = self.unet.config.identity_embed_dim
         if image is None:
             embedding = identity_frontend.load_embedding(identity_embedding, expected_dim=dim)
             if not use_prior or self.identity_prior is None:
                 return embedding, None  # the video model alone: soft identity from the embedding tokens
-            return embedding, self.encode_images(self.identity_prior.portrait(embedding)[None])[None]
+            return embedding, self.identity_prior.portrait(embedding)
         picture = identity_frontend.load_image(image)
         embedding = self.identity_backend().embed(picture)
-        crop = identity_frontend.detect_and_crop_face(picture, self.image_size).image
-        return embedding, self.encode_images(np.array(crop)[None])[None]  # [1, 1, C, h, w]
+        return embedding, np.array(identity_frontend.detect_and_crop_face(picture, self.image_size).image)
 
     # -- 3./4. audio and views ----------------------------------------------------------
     def _prepare_audio(self, r: GenerationRequest, frozen: bool):
@@ -284,7 +285,8 @@ class STARCasterPipeline(DiffusionPipeline):
 
     def _prepare(self, r: GenerationRequest) -> _Prepared:
         with self.timer("identity"):
-            embedding, reference = self._prepare_identity(r.identity_embedding, r.image, r.use_identity_prior)
+            embedding, portrait = self._prepare_identity(r.identity_embedding, r.image, r.use_identity_prior)
+            reference = None if portrait is None else self.encode_images(portrait[None])[None]  # [1, 1, C, h, w]
         frozen = r.camera_path in FROZEN_TIME_PATHS
         with self.timer("audio"):
             wave, features = self._prepare_audio(r, frozen)
@@ -297,20 +299,20 @@ class STARCasterPipeline(DiffusionPipeline):
             audio=wave,
             reference_latents=reference,
             reference_view=tuple(r.reference_view),
-            refining=self._refining(reference, 0.0 if frozen else r.refiner_smoothing) if r.use_refiner else None,
+            refining=self._refining(portrait, 0.0 if frozen else r.refiner_smoothing) if r.use_refiner else None,
         )
 
     @torch.no_grad()
-    def _refining(self, reference: torch.Tensor | None, smoothing: float) -> TemporalRefinement | None:
-        """The refiner's run state: the portrait it reads (the reference, or the prior's portrait), or a blank."""
+    def _refining(self, portrait: np.ndarray | None, smoothing: float) -> TemporalRefinement | None:
+        """The refiner's run state: the portrait it reads (the reference crop, or the prior's portrait), or a blank."""
         if self.refiner is None:
             return None
         dtype, size = self.refiner.dtype, self.image_size
-        if reference is None:
+        if portrait is None:
             blank = torch.zeros(1, 3, size, size, device=self.device, dtype=dtype)
             return TemporalRefinement(blank, torch.zeros(1, device=self.device), smoothing)
-        portrait = self.vae.decode(reference[:, 0].to(self.vae.dtype) / self.vae.config.scaling_factor).sample
-        return TemporalRefinement(portrait.to(dtype), torch.ones(1, device=self.device), smoothing)
+        pixels = to_pixels(torch.from_numpy(portrait).to(self.device))[None].to(dtype)
+        return TemporalRefinement(pixels, torch.ones(1, device=self.device), smoothing)
 
     # -- 5. cache -----------------------------------------------------------------------
     def _conditions(self, prep: _Prepared, start: int, stop: int) -> tuple:

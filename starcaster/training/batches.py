@@ -23,6 +23,7 @@ class Batch:
     latents: torch.Tensor  # [B, T, C, h, w] scaled VAE latents of the frames
     pixels: torch.Tensor  # [B, T, 3, H, W] frames in [-1, 1]
     reference: torch.Tensor  # [B, 1, C, h, w] latents of the frontal portrait
+    reference_pixels: torch.Tensor  # [B, 3, H, W] the frontal portrait itself, in [-1, 1]
     identity: torch.Tensor  # [B, 512] identity embeddings of the portrait
     audio: torch.Tensor  # [B, T, W, M] audio features per frame
     views: torch.Tensor  # [B, T, 2] azimuth, elevation in degrees
@@ -67,6 +68,7 @@ def prepare_batch(
         latents=latents,
         pixels=pixels,
         reference=encode_latents(vae, reference_pixels),
+        reference_pixels=reference_pixels[:, 0],
         identity=identity.float(),
         audio=torch.as_tensor(sample["audio_features"]).float().to(device),
         views=views.to(device),

@@ -52,10 +52,10 @@ CONTEXT_FRAMES = 4
 PORTRAIT_SOURCES = ("reference", "prior", "none")
 
 
-def _portraits(batch: Batch, source: str, vae, prior) -> torch.Tensor | None:
+def _portraits(batch: Batch, source: str, prior) -> torch.Tensor | None:
     """Pixels ``[B, 3, H, W]`` of the portrait inference would use, or None (identity tokens only)."""
     if source == "reference":
-        return vae.decode(batch.reference[:, 0] / vae.config.scaling_factor).sample
+        return batch.reference_pixels
     if source == "prior":
         return prior(batch.identity).float().clamp(-1, 1)  # as imagine_portrait gives it (a picture)
     return None
@@ -104,7 +104,7 @@ def generate_pairs(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior,
     while done < settings.windows:
         batch = prepare_batch(next(batches), vae, encoder, 0.0)
         source = PORTRAIT_SOURCES[rng.choice(3, p=probs / probs.sum())]
-        portraits = _portraits(batch, source, vae, prior)
+        portraits = _portraits(batch, source, prior)
         generated = roll_out(unet, scheduler, vae, batch, portraits, settings.chunks)
         size = len(generated)
         blank = torch.zeros_like(batch.pixels[:, 0]) if portraits is None else portraits
@@ -208,16 +208,3 @@ def _initial_refiner(settings: RefinerConfig) -> FrameRefiner:
         logger.info("refiner: starting from %s", settings.init)
         return FrameRefiner.from_pretrained(settings.init, dtype=torch.float32)
     return FrameRefiner(channels=tuple(settings.channels))
-
-
-def mean_l1(pairs: dict[str, np.ndarray], refiner: FrameRefiner | None, limit: int = 512) -> float:
-    """Mean absolute error (0–255) of the model's frames against the truth, refined or not."""
-    generated = to_pixels(torch.from_numpy(pairs["generated"][:limit].reshape(-1, *pairs["generated"].shape[2:])))
-    truth = pairs["truth"][:limit].reshape(-1, *pairs["truth"].shape[2:]).astype(np.float32)
-    if refiner is not None:
-        frames = pairs["generated"].shape[1]
-        portraits = to_pixels(torch.from_numpy(np.repeat(pairs["portrait"][:limit], frames, 0)))
-        flags = torch.from_numpy(np.repeat(pairs["has_portrait"][:limit], frames, 0))
-        with torch.no_grad():
-            generated = refiner(generated, portraits, flags)
-    return float(np.abs(to_uint8(generated).astype(np.float32) - truth).mean())

@@ -94,11 +94,16 @@ def identity_drift(
     return first - identity_cos(frames[-window:], identity_embedding, embed_fn)
 
 
+def frame_steps(frames: np.ndarray) -> np.ndarray:
+    """``[T−1]``: mean_pixels |x_{t+1} − x_t| of uint8 frames (0–255 scale), step by step."""
+    return np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+
+
 def motion_energy(frames: np.ndarray) -> float:
     """``E = mean_t mean_pixels |x_{t+1} − x_t|`` on uint8 frames (0–255 scale)."""
     if len(frames) < 2:
         return 0.0
-    return float(np.abs(np.diff(frames.astype(np.float32), axis=0)).mean())
+    return float(frame_steps(frames).mean())
 
 
 def motion_ratio(generated: Sequence[np.ndarray], ground_truth: Sequence[np.ndarray]) -> float:
@@ -115,7 +120,7 @@ def seam_ratio(videos: Sequence[np.ndarray], chunk_length: int) -> float:
     """
     at, within = [], []
     for video in videos:
-        steps = np.abs(np.diff(video.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # steps[t]: t → t+1
+        steps = frame_steps(video)  # steps[t]: t → t+1
         boundary = (np.arange(len(steps)) + 1) % chunk_length == 0
         at.append(steps[boundary])
         within.append(steps[~boundary])

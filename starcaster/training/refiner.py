@@ -43,7 +43,7 @@ from .batches import Batch, encode_latents, prepare_batch
 from .checkpoint import finished_model
 from .config import RecipeConfig, RefinerConfig
 from .data import collate_audio_features, endless
-from .steps import REFERENCE_VIEW
+from .steps import write_reference
 from .trainer import LoopSettings, train
 
 logger = logging.getLogger(__name__)
@@ -69,8 +69,7 @@ def roll_out(unet: STARCasterUNet, scheduler, vae, batch: Batch, portraits: torc
     reference = None
     if portraits is not None:
         reference = encode_latents(vae, portraits[:, None])
-        view = torch.tensor(REFERENCE_VIEW, device=portraits.device).expand(len(portraits), 2)
-        cache.append(unet.encode_reference(reference, batch.identity, view))
+        write_reference(unet, cache, reference, batch.identity)
     past = slice(0, CONTEXT_FRAMES)
     conditions = unet.encode_conditions(batch.identity, batch.audio[:, past], batch.views[:, past])
     cache.append(unet.encode_context(batch.latents[:, past], conditions))

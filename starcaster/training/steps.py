@@ -69,9 +69,10 @@ def add_noise(ctx: StepContext, clean: torch.Tensor, timesteps: torch.Tensor) ->
     return ctx.scheduler.add_noise(clean.flatten(0, 1), noise.flatten(0, 1), per_frame).view_as(clean)
 
 
-def write_reference(ctx: StepContext, cache: KVCache, batch: Batch) -> None:
-    view = torch.tensor(REFERENCE_VIEW, device=batch.identity.device).expand(batch.identity.shape[0], 2)
-    cache.append(ctx.unet.encode_reference(batch.reference, batch.identity, view))
+def write_reference(unet: STARCasterUNet, cache: KVCache, reference: torch.Tensor, identity: torch.Tensor) -> None:
+    """Put a frontal portrait's latents ``[B, 1, C, h, w]`` into the cache as its sink."""
+    view = torch.tensor(REFERENCE_VIEW, device=identity.device).expand(identity.shape[0], 2)
+    cache.append(unet.encode_reference(reference, identity, view))
 
 
 def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -126,7 +127,7 @@ def teacher_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
     cache = unet.new_cache(window_frames=None)
     reference = None
     if ctx.rng.random() < stage.reference_prob:
-        write_reference(ctx, cache, batch)
+        write_reference(unet, cache, batch.reference, batch.identity)
         reference = batch.reference  # read pixel-aligned too by reference_concat models
     start = stage.context_frames
     if past:
@@ -153,7 +154,7 @@ def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dic
     reference = None
     if ctx.rng.random() < stage.reference_prob:
         with torch.no_grad():
-            write_reference(ctx, cache, batch)
+            write_reference(unet, cache, batch.reference, batch.identity)
         reference = batch.reference
     total, parts = 0.0, {}
     shape = batch.latents[:, : stage.chunk_length].shape

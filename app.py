@@ -48,13 +48,14 @@ EXAMPLES = HERE / "examples"
 CAMERA_PATHS = ["static", "orbit", "nod", "sweep"]
 FV_KINDS = ["sweep (one instant, many views)", "orbit video"]
 FV_SOURCES = ["a portrait", "the identity from the 'From an identity' tab"]
-MODES = ("portrait", "identity", "free")
+MODES = ("portrait", "identity", "free", "live")
 DEFAULT_MAX_AUDIO_SECONDS = 20.0
 DEFAULT_QUEUE_SIZE = 16
 MAX_SEED = 2**31 - 1
 FIRST_SEGMENT_S = 0.3  # the live player starts after this much video (≈ one or two chunks)
 SEGMENT_S = 0.5  # later pieces of the live stream: seconds of video each
 LIVE_MIC_EVERY_S = 0.25  # the microphone's samples reach the server this often
+LIVE_LEAD_S = 2.0  # the page's generation runs at most this far ahead of playback, so steering acts soon
 RETURNED_FILES_TTL_S = 60.0
 CACHE_SWEEP = (1800, 3600)  # delete_cache: every 30 min, files older than 1 h
 EMBEDDING_TYPES = [".npy", ".pt", ".pth", ".safetensors", ".json"]
@@ -144,6 +145,8 @@ class DemoApp:
         self.max_context = int(cfg.max_context_frames) - 1
         self.generate_on_gpu = _gpu(self._gpu_duration)(self._chunks)
         self._runs: dict[str, object] = {}  # session → the run it is streaming (steered by the sliders)
+        self._live: dict[str, object] = {}  # session → its LiveSession (microphone mode)
+        self._live_dirs: dict[str, Path] = {}
 
     # -- files ----------------------------------------------------------------------------
     def _run_dir(self, request: gr.Request | None) -> Path:
@@ -163,8 +166,17 @@ class DemoApp:
             self._returned.append((now, folder))
         return folder
 
+    def _retire(self, folder: Path) -> None:
+        """Remove ``folder`` with the returned files, a minute from now."""
+        with self._sweep_lock:
+            self._returned.append((time.monotonic(), folder))
+
     def end_session(self, request: gr.Request) -> None:
-        """``demo.unload``: drop whatever a closed page left behind."""
+        """``demo.unload``: drop whatever a closed page left behind (a live session included)."""
+        if request is not None and (live := self._live.pop(request.session_hash or "", None)) is not None:
+            live.close()
+            self._runs.pop(request.session_hash, None)
+            shutil.rmtree(self._live_dirs.pop(request.session_hash), ignore_errors=True)
         if request is not None and request.session_hash:
             shutil.rmtree(self.work_dir / request.session_hash, ignore_errors=True)
 
@@ -257,6 +269,7 @@ class DemoApp:
         refine_details: bool = True,
         progress=gr.Progress(),  # noqa: B008 — Gradio injects the tracker through this default
         request: gr.Request = None,
+        paced: bool = False,
     ) -> Iterator[tuple]:
         """Yield (live segment, video, identity.npy, settings.json, status, seed): live pieces, then the files."""
         wave, audio_info = self._load_audio(audio)
@@ -273,7 +286,7 @@ class DemoApp:
         run_dir = self._run_dir(request)
         try:
             session = getattr(request, "session_hash", None)
-            yield from self._stream(settings, wave, run_dir, image, embedding, audio, progress, session)
+            yield from self._stream(settings, wave, run_dir, image, embedding, audio, progress, session, paced)
         finally:  # the files were copied into Gradio's cache when the last value was sent
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -307,10 +320,17 @@ class DemoApp:
             settings.update(num_frames=int(given["sweep_views"]), sweep_moment=float(given["sweep_moment"]))
         return settings
 
-    def _stream(self, settings, wave, run_dir: Path, image, embedding, audio, progress, session) -> Iterator[tuple]:
-        """Write the mp4 as chunks arrive and hand the live player a segment every ``SEGMENT_S`` s."""
+    def _stream(
+        self, settings, wave, run_dir: Path, image, embedding, audio, progress, session, paced=False
+    ) -> Iterator[tuple]:
+        """Write the mp4 as chunks arrive and hand the live player a segment every ``SEGMENT_S`` s.
+
+        ``paced`` (the page): generation waits while it is more than ``LIVE_LEAD_S`` of video ahead
+        of real time since the first segment, so a slider moved while it plays turns the camera
+        within about that much video, and the CPU is free for other visitors meanwhile."""
         from starcaster.video import VideoWriter
 
+        pacer = _Pacer(LIVE_LEAD_S)
         started, seed = time.perf_counter(), settings["seed"]
         chunks = self.generate_on_gpu(settings, wave, image, embedding, session)
         header = _next_or_error(chunks)
@@ -331,6 +351,8 @@ class DemoApp:
                 status = f"Generating… {desc} · frames {chunk.start}–{done - 1} · azimuth {chunk.azimuth[-1]:.0f}°"
                 if (piece := segments.add(chunk.frames)) is not None:
                     yield str(piece), gr.skip(), gr.skip(), gr.skip(), status, seed
+                    if paced:
+                        pacer.wait(done / header["fps"])
         last = segments.flush()
         elapsed = time.perf_counter() - started
         views = footer.get("views")
@@ -420,10 +442,81 @@ class DemoApp:
         except STARCasterError as exc:
             gr.Warning(str(exc))
 
+    # -- live microphone -------------------------------------------------------------------
+    @_reported
+    def live_step(
+        self, recorded, portrait: str | None, azimuth: float, elevation: float, seed: float, request: gr.Request = None
+    ):
+        """A piece of microphone audio arrived: feed it, hand the player the chunks finished since."""
+        key = getattr(request, "session_hash", None) or "api"
+        session = self._live.get(key)
+        if session is None:
+            session = self._start_live(key, portrait, azimuth, elevation, seed)
+        if recorded is not None:
+            rate, samples = recorded
+            session.push(samples, int(rate))
+        done, _ = session.collect()
+        return self._live_segment(key, session, done)
+
+    def _start_live(self, key: str, portrait, azimuth, elevation, seed):
+        import torch
+
+        from starcaster.live import LiveSession
+
+        if not portrait:
+            raise _fail("Upload a portrait (or pick an example) for the live mode first, then speak.")
+        with self._lock:
+            session = LiveSession(
+                self.pipe,
+                image=portrait,
+                azimuth=float(azimuth),
+                elevation=float(elevation),
+                generator=torch.Generator().manual_seed(_seed(seed)),
+            )
+        self._live[key], self._runs[key] = session, session.run
+        self._live_dirs[key] = self._run_dir(None)
+        return session
+
+    def _live_segment(self, key: str, session, done: list) -> tuple:
+        from starcaster.video import encode_segment
+
+        latency = np.mean(session.latencies[-25:]) if session.latencies else float("nan")
+        status = f"Live: {session.received / 16_000:.1f} s heard · latency {latency:.2f} s"
+        if not done:
+            return gr.skip(), status
+        frames = np.concatenate([c.chunk.frames for c in done])
+        audio = np.concatenate([c.audio for c in done])
+        folder = self._live_dirs[key]
+        for old in folder.glob("live_*.mp4"):  # Gradio read it when it was returned
+            old.unlink(missing_ok=True)
+        path = encode_segment(folder / f"live_{done[0].chunk.start:06d}.mp4", frames, session.fps, audio)
+        return str(path), status
+
+    @_reported
+    def live_stop(self, request: gr.Request = None):
+        """The microphone stopped: the last frames are drawn from what was heard, then the session ends."""
+        key = getattr(request, "session_hash", None) or "api"
+        session = self._live.pop(key, None)
+        if session is None:
+            return gr.skip(), "Live: not running."
+        session.end()
+        done, over = [], False
+        while not over:
+            more, over = session.collect(wait=10.0)
+            done += more
+        session.close()
+        self._runs.pop(key, None)
+        heard = session.received / 16_000
+        latency = np.mean(session.latencies) if session.latencies else float("nan")
+        segment, _ = self._live_segment(key, session, done)
+        self._retire(self._live_dirs.pop(key))  # its last segment is still being handed out
+        return segment, f"Live session over: {heard:.1f} s of speech, mean latency {latency:.2f} s per frame."
+
     # -- UI routing ------------------------------------------------------------------------
     @_reported
     def generate_ui(
         self,
+        request: gr.Request,  # positional: Gradio injects special arguments only there (not after *settings)
         mode: str,
         portrait: str | None,
         identity_file: str | None,
@@ -436,12 +529,13 @@ class DemoApp:
         camera_path: str,
         *settings,
         progress=gr.Progress(),  # noqa: B008
-        request: gr.Request = None,
     ) -> Iterator[tuple]:
         """The page's Generate button: pick the identity and camera path from the active tab."""
         image, embedding = (portrait, None) if mode == "portrait" else (None, identity_file)
         if mode == "portrait" and not portrait:
             raise _fail("Upload a portrait (or pick an example) in the 'Animate a portrait' tab.")
+        if mode == "live":
+            raise _fail("In the live tab, record with the microphone: the video follows as you speak.")
         if mode == "identity" and not identity_file:
             raise _fail("Set an identity first: upload an embedding file, sample a random one, or blend two.")
         if mode == "free":
@@ -452,7 +546,16 @@ class DemoApp:
                 where = "a portrait in this tab" if use_portrait else "an identity in the 'From an identity' tab"
                 raise _fail(f"Free viewpoint needs {where}.")
         yield from self.generate(
-            image, embedding, audio, azimuth, elevation, camera_path, *settings, progress=progress, request=request
+            image,
+            embedding,
+            audio,
+            azimuth,
+            elevation,
+            camera_path,
+            *settings,
+            progress=progress,
+            request=request,
+            paced=camera_path == "static",  # a steerable run plays as it is made
         )
 
 
@@ -514,6 +617,20 @@ def _seed(value) -> int:
     return seed
 
 
+class _Pacer:
+    """Keeps generation at most ``lead`` seconds of video ahead of the wall clock (from the first call)."""
+
+    def __init__(self, lead: float):
+        self.lead, self.started = lead, None
+
+    def wait(self, video_seconds: float) -> None:
+        now = time.perf_counter()
+        self.started = self.started or now
+        ahead = video_seconds - (now - self.started) - self.lead
+        if ahead > 0:
+            time.sleep(ahead)
+
+
 class _Segments:
     """Groups finished chunks into the live player's pieces (mp4 segments with their audio slice)."""
 
@@ -573,6 +690,7 @@ def create_demo(
         _remove_stale_work_dirs(Path(tempfile.gettempdir()))
         work_dir = Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-"))
     work_dir = Path(work_dir)
+    pipe.warm_up()  # the first visitor should not wait for librosa's start-up
     app = DemoApp(pipe, info, max_audio_seconds, work_dir)
     with gr.Blocks(title="STARCaster", delete_cache=CACHE_SWEEP) as demo:
         _header(app)
@@ -609,6 +727,7 @@ def create_demo(
         )
         stop_btn.click(None, cancels=[ui_event, api_event], api_visibility="private")
         _wire_steering(app, controls)
+        _wire_live(app, ids, controls, outputs)
         demo.unload(app.end_session)
     _guard_inputs(demo)
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency_limit)
@@ -623,6 +742,24 @@ def _wire_steering(app: DemoApp, controls: list) -> None:
         slider.change(
             app.steer, [azimuth, elevation, chunk], None, api_visibility="private", queue=False, show_progress="hidden"
         )
+
+
+def _wire_live(app: DemoApp, ids: dict, controls: list, outputs: list) -> None:
+    """The microphone streams to ``live_step`` every ``LIVE_MIC_EVERY_S``; its pieces go to the live player."""
+    live, status = outputs[0], outputs[4]
+    inputs = [ids["live_mic"], ids["live_portrait"], controls[0], controls[1], controls[7]]
+    ids["live_mic"].stream(
+        app.live_step,
+        inputs,
+        [live, status],
+        stream_every=LIVE_MIC_EVERY_S,
+        time_limit=600,
+        concurrency_id="live",
+        concurrency_limit=2,
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    ids["live_mic"].stop_recording(app.live_stop, None, [live, status], api_visibility="private")
 
 
 def _remove_stale_work_dirs(root: Path) -> None:
@@ -675,7 +812,21 @@ def _identity_tabs(app: DemoApp, mode: gr.State) -> dict:
             ids["identity"] = _identity_tab(app)
         with gr.Tab("Free viewpoint", id="free") as ids["tab_free"]:
             ids.update(_free_viewpoint_tab())
+        with gr.Tab("Live microphone", id="live") as ids["tab_live"]:
+            ids.update(_live_tab())
     return ids
+
+
+def _live_tab() -> dict:
+    gr.Markdown(
+        "Speak into the microphone: the portrait lip-syncs your speech chunk by chunk while you talk, in the player "
+        "on the right (the azimuth and elevation sliders turn the camera live). Stop the recording to end."
+    )
+    portrait = gr.Image(label="Portrait", type="filepath", height=200, elem_id="live-portrait")
+    if examples := _example_files("portraits", "*.png"):
+        gr.Examples(examples, inputs=portrait, label="Example portraits")
+    mic = gr.Audio(label="Microphone (live)", sources=["microphone"], streaming=True, type="numpy", elem_id="live-mic")
+    return {"live_portrait": portrait, "live_mic": mic}
 
 
 def _track_mode(ids: dict, mode: gr.State, camera_path: gr.Dropdown) -> None:
@@ -823,7 +974,7 @@ def _outputs() -> list:
     video = gr.Video(label="Finished video (mp4 with audio, to download)", elem_id="result-video", height=240)
     with gr.Row():
         identity = gr.File(label="Identity used (.npy)")
-        settings = gr.File(label="Settings + seed + views (.json)")
+        settings = gr.File(label="Settings + seed + views (.json)", elem_id="settings-file")
     status = gr.Markdown(elem_id="status")
     seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
     return [live, video, identity, settings, status, seed_used]

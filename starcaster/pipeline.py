@@ -320,6 +320,14 @@ class STARCasterPipeline(DiffusionPipeline):
         count = int(r.num_frames or round(2 * r.fps))
         return np.repeat(features[instant : instant + 1], count, axis=0)
 
+    def warm_up(self) -> None:
+        """Pay the one-time costs before the first request: librosa's first mel spectrogram (≈ 5 s of
+        lazy imports and JIT here) and the first forward passes. A server calls it once after loading."""
+        identity = np.ones(self.unet.config.identity_embed_dim, np.float32)
+        run = self.start(audio=np.zeros(SAMPLE_RATE // 5, np.float32), identity_embedding=identity, fps=25)
+        for _ in run.chunks:
+            pass
+
     def live_audio(self, fps: float = 25) -> StreamedFeatures:
         """A live speech source for ``start(audio=...)``: ``push(samples, sample_rate)`` as they are
         recorded, ``end()`` when the speaker stops; chunks are generated as the audio arrives."""

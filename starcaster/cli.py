@@ -310,6 +310,12 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--precision-seconds", type=float, default=10.0, help="clip length of the fp32-vs-bf16 section")
     p.add_argument("--out", default="docs/benchmarks", help="folder for bench.json, bench.md and bench.png")
+    p.add_argument(
+        "--realtime-only",
+        action="store_true",
+        help="only the live-serving figures: wall s per video s and first-chunk latency, new vs old defaults",
+    )
+    p.add_argument("--realtime-seconds", type=float, default=15.0, help="speech length of the realtime section")
     p.add_argument("--profile", default=None, help="also write torch.profiler top-op tables to this file")
 
 
@@ -330,8 +336,12 @@ def _run_bench(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    realtime = _realtime(args, out)
+    if args.realtime_only:
+        return 0
 
     def save(partial: dict) -> None:
+        partial["realtime"] = realtime
         (out / "bench.json").write_text(json.dumps(partial, indent=1, default=str))
 
     report = run(config, on_section=save)
@@ -342,6 +352,26 @@ def _run_bench(args: argparse.Namespace) -> int:
         Path(args.profile).write_text(profile_tables(load(args.checkpoint, args.threads)))
     print(table)
     return 0
+
+
+def _realtime(args: argparse.Namespace, out: Path) -> dict:
+    """End-to-end live-serving figures (first in every bench run): ``realtime.json`` and a table."""
+    import json
+
+    from .eval.benchmark import load
+    from .eval.realtime import realtime_rows
+
+    rows = realtime_rows(load(args.checkpoint, args.threads), seconds=args.realtime_seconds)
+    (out / "realtime.json").write_text(json.dumps(rows, indent=1))
+    print(f"| setting | wall s per video s | first chunk s | CPU s per video s | ({rows['threads']} threads)")
+    print("|---|---|---|---|")
+    for name in ("default", "old 4-step default"):
+        row = rows[name]
+        print(
+            f"| {name} | {row['s_per_video_s']:.3f} | {row['first_chunk_s']:.2f} | {row['cpu_s'] / row['video_s']:.2f} |"
+        )
+    print(f"speed-up of the defaults over the old 4-step path: {rows['speed_up']:.2f}x")
+    return rows
 
 
 # -- main -------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ MAX_CHUNK_LENGTH = 16
 MAX_STEPS = 50
 MAX_SWEEP_VIEWS = 1024  # a sweep holds all its views' features at once: bound it
 PRECISIONS = ("fp32", "bf16")
+_CHUNK_LOCK = threading.Lock()  # concurrent runs (app sessions) compute one chunk at a time, whole chunks each
 LONG_AUDIO_SECONDS = 60.0  # longer recordings are decoded in blocks as the video is generated (flat memory)
 
 
@@ -156,7 +157,6 @@ class STARCasterPipeline(DiffusionPipeline):
             refiner=refiner,
         )
         self.timer = StageTimer(enabled=False)  # the benchmark swaps in an enabled one
-        self._chunk_lock = threading.Lock()  # runs sharing this pipeline (app sessions) compute one chunk at a time
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, revision: str | None = None, **kwargs):
@@ -324,7 +324,8 @@ class STARCasterPipeline(DiffusionPipeline):
         """Pay the one-time costs before the first request: librosa's first mel spectrogram (≈ 5 s of
         lazy imports and JIT here) and the first forward passes. A server calls it once after loading."""
         identity = np.ones(self.unet.config.identity_embed_dim, np.float32)
-        run = self.start(audio=np.zeros(SAMPLE_RATE // 5, np.float32), identity_embedding=identity, fps=25)
+        hum = 0.1 * np.sin(np.arange(SAMPLE_RATE // 5, dtype=np.float32) * 0.05)  # not silence: no warning
+        run = self.start(audio=hum, identity_embedding=identity, fps=25)
         for _ in run.chunks:
             pass
 
@@ -478,7 +479,7 @@ class STARCasterPipeline(DiffusionPipeline):
         """The autoregressive loop: per chunk, conditions → few-step denoise → write the clean
         chunk into the KV cache; yields ``(index, start, clean latents [1,F,C,h,w], views)``."""
         scheduler = copy.deepcopy(self.scheduler)  # its timesteps are per run
-        with self.precision(r.precision), self._chunk_lock:
+        with self.precision(r.precision), _CHUNK_LOCK:
             context = _ContextStore(self, prep, r.context_frames, recompute=r.context_mode == "recompute")
         latent_shape = (self.unet.config.latent_channels, self.unet.config.sample_size, self.unet.config.sample_size)
         shared = self._noise((1, 1, *latent_shape), r.generator)
@@ -495,7 +496,7 @@ class STARCasterPipeline(DiffusionPipeline):
             identity, audio, view_tensor = self._conditions(prep, features, views)
             own = self._noise((1, count, *latent_shape), r.generator)
             noise = math.sqrt(r.noise_sharing) * shared + math.sqrt(1.0 - r.noise_sharing) * own
-            with self.precision(r.precision), self._chunk_lock:
+            with self.precision(r.precision), _CHUNK_LOCK:
                 with self.timer("context"):
                     cache = context.cache()
                 with self.timer("denoise"):

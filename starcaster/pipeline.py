@@ -39,6 +39,7 @@ MAX_CHUNK_LENGTH = 16
 MAX_STEPS = 50
 MAX_SWEEP_VIEWS = 1024  # a sweep holds all its views' features at once: bound it
 PRECISIONS = ("fp32", "bf16")
+AVATAR_MODES = ("auto", "always", "never")  # image mode: animate the photo's SynthTalk avatar (starcaster.avatar)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class GenerationRequest:
     use_identity_prior: bool = True  # identity-only mode: anchor on the prior's portrait, if the checkpoint has one
     use_refiner: bool = True  # redraw fine detail with the checkpoint's frame refiner, if it has one
     refiner_smoothing: float = 0.5  # share of the previous frame's refiner correction kept (temporal EMA)
+    avatar: str = "auto"  # image mode: "auto" (the avatar for out-of-domain photos), "always" or "never"
 
 
 @dataclass
@@ -83,6 +85,7 @@ class GenerationRun:
     fps: float
     identity_embedding: np.ndarray  # (512,) the identity actually used
     views: ViewTrack
+    avatar: object = None  # the ``AvatarFit`` animated instead of the photo, if the avatar path ran
 
 
 @dataclass
@@ -96,6 +99,7 @@ class _Prepared:
     reference_latents: torch.Tensor | None  # [1, 1, C, h, w]
     reference_view: tuple[float, float]
     refining: TemporalRefinement | None = None  # the frame refiner's inputs and temporal state (None: no refiner)
+    avatar: object = None  # the ``AvatarFit`` animated instead of the photo (None: the image itself)
 
 
 class STARCasterPipeline(DiffusionPipeline):
@@ -176,6 +180,8 @@ class STARCasterPipeline(DiffusionPipeline):
             raise InputError(f"Give exactly one of `identity_embedding` or `image` (got {got}).")
         if r.output_type not in ("np", "latent"):
             raise InputError(f"output_type must be 'np' or 'latent'; got {r.output_type!r}.")
+        if r.avatar not in AVATAR_MODES:
+            raise InputError(f"avatar must be one of {', '.join(AVATAR_MODES)}; got {r.avatar!r}.")
         if r.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {r.precision!r}.")
         if r.context_mode not in ("cache", "recompute"):
@@ -240,20 +246,68 @@ class STARCasterPipeline(DiffusionPipeline):
         spread = np.diag(self.identity_prior.embedding_std.float().cpu().numpy())
         return identity_frontend.random_identity(seed, dim=dim, mean=mean, cov_factor=spread)
 
+    def photo_to_avatar(self, image):
+        """A photo → its SynthTalk avatar (``starcaster.avatar.AvatarFit``): the head read from the photo,
+        its canonical portrait (uint8 ``[128, 128, 3]``), a description of what was read, the domain
+        score of the photo (1 = SynthTalk-like) and the avatar's identity embedding ``(512,)``."""
+        from .avatar_domain import domain_score
+
+        picture = identity_frontend.load_image(image)
+        return self._avatar_embedded(self._fit_avatar(picture), domain_score(picture))
+
+    def render_avatar(self, head, domain_score: float | None = None):
+        """An avatar from given head parameters (``HeadParams``, e.g. adjusted ones): portrait and embedding."""
+        from .avatar import AvatarFit, render_portrait
+
+        return self._avatar_embedded(AvatarFit(head, render_portrait(head), "parameters"), domain_score)
+
+    def _fit_avatar(self, picture):
+        from .avatar import fit_avatar
+
+        return fit_avatar(picture)
+
+    def _avatar_embedded(self, fit, score):
+        from PIL import Image
+
+        fit.domain_score = score
+        fit.embedding = self.identity_backend().embed(Image.fromarray(fit.portrait))
+        return fit
+
+    def _avatar_for(self, picture, mode: str):
+        """The avatar to animate instead of ``picture`` (an out-of-domain photo in ``"auto"``), or None."""
+        if mode == "never":
+            return None
+        from .avatar_domain import THRESHOLD, domain_score
+
+        score = domain_score(picture)
+        if mode == "auto" and score >= THRESHOLD:
+            return None
+        fit = self._fit_avatar(picture)
+        fit.domain_score = score
+        return fit
+
     def _prepare_identity(
-        self, identity_embedding, image, use_prior: bool = True
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(embedding, portrait)``: the portrait (uint8 ``[H, W, 3]``) is the reference crop, the identity
-        prior's portrait of the embedding, or None (the video model alone)."""
+        self, identity_embedding, image, use_prior: bool = True, avatar: str = "never"
+    ) -> tuple[np.ndarray, np.ndarray | None, object]:
+        """``(embedding, portrait, avatar)``: the portrait (uint8 ``[H, W, 3]``) is the reference crop (of the
+        photo's avatar when ``avatar`` says so: then the ``AvatarFit``), the identity prior's portrait of
+        the embedding, or None (the video model alone)."""
         dim = self.unet.config.identity_embed_dim
         if image is None:
             embedding = identity_frontend.load_embedding(identity_embedding, expected_dim=dim)
             if not use_prior or self.identity_prior is None:
-                return embedding, None  # the video model alone: soft identity from the embedding tokens
-            return embedding, self.identity_prior.portrait(embedding)
+                return embedding, None, None  # the video model alone: soft identity from the embedding tokens
+            return embedding, self.identity_prior.portrait(embedding), None
         picture = identity_frontend.load_image(image)
+        fit = self._avatar_for(picture, avatar)
+        if fit is not None:
+            from PIL import Image
+
+            picture = Image.fromarray(fit.portrait)
         embedding = self.identity_backend().embed(picture)
-        return embedding, np.array(identity_frontend.detect_and_crop_face(picture, self.image_size).image)
+        if fit is not None:
+            fit.embedding = embedding
+        return embedding, np.array(identity_frontend.detect_and_crop_face(picture, self.image_size).image), fit
 
     # -- 3./4. audio and views ----------------------------------------------------------
     def _prepare_audio(self, r: GenerationRequest, frozen: bool):
@@ -285,7 +339,9 @@ class STARCasterPipeline(DiffusionPipeline):
 
     def _prepare(self, r: GenerationRequest) -> _Prepared:
         with self.timer("identity"):
-            embedding, portrait = self._prepare_identity(r.identity_embedding, r.image, r.use_identity_prior)
+            embedding, portrait, avatar = self._prepare_identity(
+                r.identity_embedding, r.image, r.use_identity_prior, r.avatar
+            )
             reference = None if portrait is None else self.encode_images(portrait[None])[None]  # [1, 1, C, h, w]
         frozen = r.camera_path in FROZEN_TIME_PATHS
         with self.timer("audio"):
@@ -300,6 +356,7 @@ class STARCasterPipeline(DiffusionPipeline):
             reference_latents=reference,
             reference_view=tuple(r.reference_view),
             refining=self._refining(portrait, 0.0 if frozen else r.refiner_smoothing) if r.use_refiner else None,
+            avatar=avatar,
         )
 
     @torch.no_grad()
@@ -380,6 +437,7 @@ class STARCasterPipeline(DiffusionPipeline):
             fps=float(request.fps),
             identity_embedding=prep.identity[0].float().cpu().numpy(),
             views=prep.views,
+            avatar=prep.avatar,
         )
 
     def _noise(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
@@ -452,6 +510,7 @@ class STARCasterPipeline(DiffusionPipeline):
         use_identity_prior: bool = True,
         use_refiner: bool = True,
         refiner_smoothing: float = 0.5,
+        avatar: str = "auto",
     ) -> STARCasterPipelineOutput:
         """Generate a whole clip.
 
@@ -489,6 +548,10 @@ class STARCasterPipeline(DiffusionPipeline):
             refiner_smoothing: the share of the previous frame's refiner correction kept in the next
                 (an exponential moving average of the corrections, 0 ≤ s < 1): 0.5 (default) halves
                 the flicker a per-frame refiner adds; 0 refines each frame alone. Sweeps use 0.
+            avatar: with ``image``: ``"auto"`` (default) animates the photo's SynthTalk avatar
+                (``photo_to_avatar``) when the photo is out of the checkpoint's domain (domain score
+                below 0.5, docs/avatar.md) and the image itself otherwise; ``"always"`` / ``"never"``
+                force either way.
         """
         settings = dict(locals())
         for name in ("self", "callback_on_chunk_end"):

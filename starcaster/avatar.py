@@ -151,6 +151,20 @@ def _tight_portrait(image: Image.Image) -> bool:
     return abs(width - height) <= 0.05 * max(width, height) and max(width, height) <= 512
 
 
+def head_from_parameters(values: dict) -> HeadParams:
+    """``AvatarFit.parameters()`` (possibly edited) → a head, clipped to the renderer's ranges."""
+    fields = {k: values[k] for k in HeadParams.__dataclass_fields__}
+    for name in COLOUR_FIELDS:
+        fields[name] = _tuple(np.clip(np.asarray(fields[name], np.float64), 0.0, 1.0))
+    fields["skull"] = tuple(float(v) for v in fields["skull"])
+    fields["hair_style"] = int(np.clip(int(fields["hair_style"]), 0, len(HAIR_STYLES) - 1))
+    fields["glasses"] = bool(fields["glasses"])
+    head = HeadParams(**fields)
+    for name in RANGES:
+        head = with_value(head, name, get(head, name))
+    return head
+
+
 def render_portrait(head: HeadParams, size: int = PORTRAIT_SIZE) -> np.ndarray:
     """The avatar's canonical portrait (frontal, neutral): uint8 ``[size, size, 3]``."""
     return render(head, FrameState.neutral(1), RenderConfig(size=size))[0]
@@ -177,7 +191,9 @@ def colour_basis(head: HeadParams, config: RenderConfig = _FIT) -> tuple[np.ndar
     a = replace(black, skin=(h, 0.0, 0.0), lips=(0.0, h, 0.0), hair=(0.0, 0.0, h))
     b = replace(black, eye_colour=(h, 0.0, 0.0), shirt=(0.0, h, 0.0), background=(0.0, 0.0, h))
     constant, first, second = (_render_float(x, config) for x in (black, a, b))
-    basis = [(first[:, c] - constant[:, c]) / h for c in range(3)] + [(second[:, c] - constant[:, c]) / h for c in range(3)]
+    basis = [(first[:, c] - constant[:, c]) / h for c in range(3)] + [
+        (second[:, c] - constant[:, c]) / h for c in range(3)
+    ]
     return constant, np.stack(basis)
 
 
@@ -379,7 +395,9 @@ def shade_matched(head: HeadParams, observed: dict[str, np.ndarray]) -> HeadPara
     right_eye, left_eye, mouth = canonical_points(head)
     rows, cols = np.mgrid[:FIT_SIZE, :FIT_SIZE]
     offset = np.abs(cols - mouth[0])
-    cheeks = ((rows > right_eye[1] + 2) & (rows < mouth[1] - 1) & (offset > 3) & (offset < left_eye[0] - mouth[0] + 3)).ravel()
+    cheeks = (
+        (rows > right_eye[1] + 2) & (rows < mouth[1] - 1) & (offset > 3) & (offset < left_eye[0] - mouth[0] + 3)
+    ).ravel()
     colours = {}
     for index, name in enumerate(COLOUR_FIELDS):
         region = basis[index] > 0.05

@@ -70,4 +70,10 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iterations: int
         grad = z.T @ (p - y) / len(y) + l2 * np.r_[w[:-1], 0]
         hess = (z * (p * (1 - p))[:, None]).T @ z / len(y) + l2 * np.diag(np.r_[np.ones(len(w) - 1), 0])
         w -= np.linalg.solve(hess, grad)
-    return {"features": list(FEATURES), "mean": mean.tolist(), "scale": scale.tolist(), "coef": w[:-1].tolist(), "intercept": float(w[-1])}
+    return {
+        "features": list(FEATURES),
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "coef": w[:-1].tolist(),
+        "intercept": float(w[-1]),
+    }

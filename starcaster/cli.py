@@ -70,7 +70,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="with --image: animate the photo's SynthTalk avatar (auto: when it is a real photo, docs/avatar.md)",
     )
-    avatar.add_argument("--no-avatar", dest="avatar", action="store_const", const="never", help="same as --avatar never")
+    avatar.add_argument(
+        "--no-avatar", dest="avatar", action="store_const", const="never", help="same as --avatar never"
+    )
     p.add_argument("--out", required=True, help="output .mp4")
 
 

@@ -34,7 +34,9 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def _warp(pixels: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import cv2
 
-    return cv2.warpAffine(pixels.astype(np.float32), matrix, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        pixels.astype(np.float32), matrix, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 class FaceFrame:
@@ -56,7 +58,10 @@ class FaceFrame:
         """Valid pixels ``[K, 3]`` of the box u × v (IOD units)."""
         cols = [round((x - _U_RANGE[0]) * UNIT) for x in u]
         rows = [round((y - _V_RANGE[0]) * UNIT) for y in v]
-        region, valid = self.image[rows[0] : rows[1], cols[0] : cols[1]], self.valid[rows[0] : rows[1], cols[0] : cols[1]]
+        region, valid = (
+            self.image[rows[0] : rows[1], cols[0] : cols[1]],
+            self.valid[rows[0] : rows[1], cols[0] : cols[1]],
+        )
         return region[valid]
 
     def polygon(self, indices) -> np.ndarray:
@@ -119,7 +124,13 @@ def _middle(pixels: np.ndarray, low: float, high: float) -> np.ndarray:
 
 def _hair_colour(frame: FaceFrame, skin: np.ndarray, background: np.ndarray) -> np.ndarray:
     """The median of what is neither skin nor backdrop above the forehead and beside the temples."""
-    band = np.concatenate([frame.box((-1.0, 1.0), (-2.3, -0.8)), frame.box((-1.35, -1.0), (-1.3, 0.2)), frame.box((1.0, 1.35), (-1.3, 0.2))])
+    band = np.concatenate(
+        [
+            frame.box((-1.0, 1.0), (-2.3, -0.8)),
+            frame.box((-1.35, -1.0), (-1.3, 0.2)),
+            frame.box((1.0, 1.35), (-1.3, 0.2)),
+        ]
+    )
     if len(band) == 0:
         return np.array([0.25, 0.15, 0.08])
     keep = (_delta(band, skin) > 18) & (_delta(band, background) > 18)
@@ -198,7 +209,9 @@ def hair_layout(pixels: np.ndarray, face: FaceLandmarks, colours: dict[str, np.n
     """Scan the face frame for hair: pixels nearer the hair colour than the skin and the backdrop."""
     frame = FaceFrame(pixels, face)
     flat = frame.image.reshape(-1, 3)
-    d_hair, d_skin, d_back = (_delta(flat, colours[k]).reshape(frame.valid.shape) for k in ("hair", "skin", "background"))
+    d_hair, d_skin, d_back = (
+        _delta(flat, colours[k]).reshape(frame.valid.shape) for k in ("hair", "skin", "background")
+    )
     hair = (d_hair < d_skin) & (d_hair < d_back) & (d_hair < 30) & frame.valid
 
     def fraction(u, v) -> float:

@@ -329,7 +329,20 @@ def fit_photo(image: Image.Image, face: FaceLandmarks) -> HeadParams:
     head = replace(head, glasses=face_regions.glasses_score(pixels, face) > face_regions.GLASSES_THRESHOLD)
     head = replace(head, beard=face_regions.beard_amount(observed))
     head = hair_from_layout(head, face_regions.hair_layout(pixels, face, observed))
-    return shade_matched(head, observed)
+    return separate_hair(shade_matched(head, observed))
+
+
+def separate_hair(head: HeadParams, min_delta: float = 30.0) -> HeadParams:
+    """Darken hair that is too close to the skin (blond on fair skin) until it differs by ``min_delta``
+    (CIE76), as a cartoonist would: at 64² a fair-skinned blond otherwise reads as bald."""
+    from skimage.color import lab2rgb, rgb2lab
+
+    skin, hair = (rgb2lab(np.array([[getattr(head, k)]], np.float64))[0, 0] for k in ("skin", "hair"))
+    for _ in range(12):
+        if np.linalg.norm(hair - skin) >= min_delta:
+            break
+        hair = hair * [0.92, 1.03, 1.04]  # darker, a little more saturated, same hue
+    return replace(head, hair=_tuple(np.clip(lab2rgb(hair[None, None])[0, 0], 0.0, 1.0)))
 
 
 def hair_from_layout(head: HeadParams, layout) -> HeadParams:
@@ -337,20 +350,23 @@ def hair_from_layout(head: HeadParams, layout) -> HeadParams:
 
     SynthTalk fringes sit low (hairline 0.35–0.6 head units, just above the brows), so a
     forehead of 0.9–1.7 IOD maps onto that range; above 1.9 IOD (or no hair on top) is
-    "receding"; hair beside the jaw is "long"; a crown more than 2.4 IOD above the eyes is
+    "receding"; hair beside the jaw is "long"; a crown more than 2.85 IOD above the eyes is
     "volume". A bun cannot be seen from the front and is never chosen.
     """
     if layout.long:
         style = "long"
     elif layout.hairline > 1.9 or layout.coverage < 0.15:
         style = "receding"
-    elif layout.top > 2.4:
+    elif layout.top > 2.85:
         style = "volume"
     else:
         style = "short"
     head = replace(head, hair_style=HAIR_STYLES.index(style))
-    head = with_value(head, "hairline", 0.35 + (layout.hairline - 0.9) / 0.8 * 0.25)
-    return with_value(head, "hair_volume", 0.04 + (layout.top - 2.0) / 0.8 * 0.16)
+    hairline = 0.35 + (layout.hairline - 0.9) / 0.8 * 0.25
+    volume = 0.04 + (layout.top - 2.0) / 1.2 * 0.16
+    if style == "long":  # SynthTalk's long shell hides under the skull unless it is thick and low in front
+        hairline, volume = min(hairline, 0.42), max(volume, 0.16)
+    return with_value(with_value(head, "hairline", hairline), "hair_volume", volume)
 
 
 def canonical_points(head: HeadParams, config: RenderConfig = _FIT) -> np.ndarray:

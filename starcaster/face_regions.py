@@ -215,21 +215,31 @@ def hair_layout(pixels: np.ndarray, face: FaceLandmarks, colours: dict[str, np.n
     hair = (d_hair < d_skin) & (d_hair < d_back) & (d_hair < 30) & frame.valid
 
     def fraction(u, v) -> float:
+        """Share of hair among the box's pixels that are in the photo (NaN when the box is mostly outside)."""
         cols = [round((x - _U_RANGE[0]) * UNIT) for x in u]
         rows = [round((y - _V_RANGE[0]) * UNIT) for y in v]
-        return float(hair[rows[0] : rows[1], cols[0] : cols[1]].mean())
+        inside = frame.valid[rows[0] : rows[1], cols[0] : cols[1]]
+        return float(hair[rows[0] : rows[1], cols[0] : cols[1]].sum() / inside.sum()) if inside.mean() > 0.3 else np.nan
 
     heights = np.arange(0.75, 3.1, 1 / UNIT)  # from above the brows
     centre = np.array([fraction((-0.35, 0.35), (-h - 1 / UNIT, -h)) for h in heights])
     crown = np.array([fraction((-0.8, 0.8), (-h - 1 / UNIT, -h)) for h in heights])
+    seen = np.isfinite(centre)
     above = np.nonzero(centre > 0.5)[0]
     covered = np.nonzero(crown > 0.3)[0]
-    long_hair = (fraction((-1.5, -1.05), (0.8, 2.2)) + fraction((1.05, 1.5), (0.8, 2.2))) / 2 > 0.35
+    if not above.size and seen.mean() < 0.5:  # the top of the head is outside the photo: assume a usual hairline
+        above = np.array([np.searchsorted(heights, 1.3)])
+    # long: hair beside the jaw on both sides, continuing from beside the ears (dark clothes or a dark
+    # backdrop beside the jaw alone do not count)
+    ears = np.nan_to_num([fraction(u, (-0.3, 0.7)) for u in ((-1.4, -1.0), (1.0, 1.4))])  # unseen: no hair
+    jaw = np.nan_to_num([fraction(u, (0.8, 2.2)) for u in ((-1.5, -1.05), (1.05, 1.5))])
+    long_hair = ears.mean() >= 0.3 and jaw.mean() >= 0.25 and jaw.min() >= 0.2
+    coverage = fraction((-0.8, 0.8), (-2.4, -1.2))
     return HairLayout(
         hairline=float(heights[above[0]]) if len(above) else 3.0,
         top=float(heights[covered[-1]]) if len(covered) else 0.0,
         long=bool(long_hair),
-        coverage=float(fraction((-0.8, 0.8), (-2.4, -1.2))),
+        coverage=1.0 if np.isnan(coverage) else coverage,  # unseen: not evidence of a bald head
     )
 
 

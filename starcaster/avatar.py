@@ -146,6 +146,21 @@ def fit_avatar(image: Image.Image, *, min_face: int = 64) -> AvatarFit:
     return AvatarFit(head, render_portrait(head), "photo", face.notes, time.perf_counter() - started, face.box)
 
 
+def avatar_for(image: Image.Image, mode: str = "auto") -> AvatarFit | None:
+    """The avatar to animate instead of ``image`` (``"auto"``: only for an out-of-domain photo, domain
+    score below ``avatar_domain.THRESHOLD``; ``"always"``; ``"never"``: None), its domain score set."""
+    from .avatar_domain import THRESHOLD, domain_score
+
+    if mode == "never":
+        return None
+    score = domain_score(image)
+    if mode == "auto" and score >= THRESHOLD:
+        return None
+    fit = fit_avatar(image)
+    fit.domain_score = score
+    return fit
+
+
 def _tight_portrait(image: Image.Image) -> bool:
     width, height = image.size
     return abs(width - height) <= 0.05 * max(width, height) and max(width, height) <= 512

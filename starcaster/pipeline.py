@@ -250,40 +250,23 @@ class STARCasterPipeline(DiffusionPipeline):
         """A photo → its SynthTalk avatar (``starcaster.avatar.AvatarFit``): the head read from the photo,
         its canonical portrait (uint8 ``[128, 128, 3]``), a description of what was read, the domain
         score of the photo (1 = SynthTalk-like) and the avatar's identity embedding ``(512,)``."""
-        from .avatar_domain import domain_score
+        from .avatar import avatar_for
 
-        picture = identity_frontend.load_image(image)
-        return self._avatar_embedded(self._fit_avatar(picture), domain_score(picture))
+        return self._embed_avatar(avatar_for(identity_frontend.load_image(image), "always"))
 
     def render_avatar(self, head, domain_score: float | None = None):
         """An avatar from given head parameters (``HeadParams``, e.g. adjusted ones): portrait and embedding."""
         from .avatar import AvatarFit, render_portrait
 
-        return self._avatar_embedded(AvatarFit(head, render_portrait(head), "parameters"), domain_score)
+        return self._embed_avatar(AvatarFit(head, render_portrait(head), "parameters", domain_score=domain_score))
 
-    def _fit_avatar(self, picture):
-        from .avatar import fit_avatar
-
-        return fit_avatar(picture)
-
-    def _avatar_embedded(self, fit, score):
-        from PIL import Image
-
-        fit.domain_score = score
-        fit.embedding = self.identity_backend().embed(Image.fromarray(fit.portrait))
-        return fit
-
-    def _avatar_for(self, picture, mode: str):
-        """The avatar to animate instead of ``picture`` (an out-of-domain photo in ``"auto"``), or None."""
-        if mode == "never":
-            return None
-        from .avatar_domain import THRESHOLD, domain_score
-
-        score = domain_score(picture)
-        if mode == "auto" and score >= THRESHOLD:
-            return None
-        fit = self._fit_avatar(picture)
-        fit.domain_score = score
+    def _embed_avatar(self, fit):
+        """Set ``fit.embedding``; the built-in encoder reads the avatar's portrait whole (it is already a crop)."""
+        builtin = self.identity_space == "builtin"
+        backend = identity_frontend.make_identity_backend(
+            self.identity_space, self.identity_encoder, **({"detector": "none"} if builtin else {})
+        )
+        fit.embedding = backend.embed(identity_frontend.load_image(fit.portrait))
         return fit
 
     def _prepare_identity(
@@ -299,15 +282,15 @@ class STARCasterPipeline(DiffusionPipeline):
                 return embedding, None, None  # the video model alone: soft identity from the embedding tokens
             return embedding, self.identity_prior.portrait(embedding), None
         picture = identity_frontend.load_image(image)
-        fit = self._avatar_for(picture, avatar)
-        if fit is not None:
-            from PIL import Image
+        fit = None
+        if avatar != "never":
+            from .avatar import avatar_for
 
-            picture = Image.fromarray(fit.portrait)
-        embedding = self.identity_backend().embed(picture)
-        if fit is not None:
-            fit.embedding = embedding
-        return embedding, np.array(identity_frontend.detect_and_crop_face(picture, self.image_size).image), fit
+            if (fit := avatar_for(picture, avatar)) is not None:
+                picture = identity_frontend.load_image(self._embed_avatar(fit).portrait)
+        embedding = fit.embedding if fit is not None else self.identity_backend().embed(picture)
+        crop = identity_frontend.detect_and_crop_face(picture, self.image_size, detector="none" if fit else "auto")
+        return embedding, np.array(crop.image), fit
 
     # -- 3./4. audio and views ----------------------------------------------------------
     def _prepare_audio(self, r: GenerationRequest, frozen: bool):

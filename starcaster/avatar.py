@@ -134,6 +134,10 @@ def fit_avatar(image: Image.Image, *, min_face: int = 64) -> AvatarFit:
     """The avatar of ``image`` (RGB): from its face's landmarks, or — for a tight square portrait
     in which no real face is found, such as a SynthTalk render — from the portrait frame itself."""
     started = time.perf_counter()
+    if min(image.size) < 8:  # the identity front end's wording for the same case
+        raise InputError(
+            f"The image is only {image.width}×{image.height} px. Use a photo with a face of at least {min_face} px."
+        )
     try:
         face = find_landmarks(image, min_face=min_face)
     except InputError as exc:

@@ -5,7 +5,7 @@
 
 ``create_demo(pipe, info)`` builds the page; nothing is loaded at import time. The app is
 thin: inputs are checked by the package's front ends (``STARCasterError`` → ``gr.Error``),
-generation is ``pipe.start(...)`` whose chunks stream into a preview and an mp4. Named API
+generation is ``pipe.start(...)`` whose chunks stream into a live player and an mp4. Named API
 endpoints (``gradio_client``): ``/generate``, ``/extract_identity``, ``/sample_identity``,
 ``/blend_identities``. See docs/app.md.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from starcaster import STARCasterError, __version__
+from starcaster import GenerationRequest, STARCasterError, __version__
 from starcaster.app_support import CheckpointInfo, gpu_seconds, load_app_pipeline, run_record
 
 try:  # Hugging Face ZeroGPU; locally (no SPACES_ZERO_GPU) ``spaces.GPU`` returns the function unchanged
@@ -52,8 +52,9 @@ MODES = ("portrait", "identity", "free")
 DEFAULT_MAX_AUDIO_SECONDS = 20.0
 DEFAULT_QUEUE_SIZE = 16
 MAX_SEED = 2**31 - 1
-PREVIEW_FRAME = 96  # px: preview frames are upscaled (nearest) to at least this size
-PREVIEW_ROWS = 6  # the preview shows the latest chunks, one row each
+FIRST_SEGMENT_S = 0.3  # the live player starts after this much video (≈ one or two chunks)
+SEGMENT_S = 0.5  # later pieces of the live stream: seconds of video each
+LIVE_MIC_EVERY_S = 0.25  # the microphone's samples reach the server this often
 RETURNED_FILES_TTL_S = 60.0
 CACHE_SWEEP = (1800, 3600)  # delete_cache: every 30 min, files older than 1 h
 EMBEDDING_TYPES = [".npy", ".pt", ".pth", ".safetensors", ".json"]
@@ -142,6 +143,7 @@ class DemoApp:
         self.max_elevation = float(cfg.get("max_elevation", 30.0))
         self.max_context = int(cfg.max_context_frames) - 1
         self.generate_on_gpu = _gpu(self._gpu_duration)(self._chunks)
+        self._runs: dict[str, object] = {}  # session → the run it is streaming (steered by the sliders)
 
     # -- files ----------------------------------------------------------------------------
     def _run_dir(self, request: gr.Request | None) -> Path:
@@ -310,8 +312,8 @@ class DemoApp:
         azimuth: float = 0.0,
         elevation: float = 0.0,
         camera_path: str = "static",
-        chunk_length: int = 4,
-        num_inference_steps: int = 4,
+        chunk_length: int = GenerationRequest.chunk_length,
+        num_inference_steps: int = GenerationRequest.num_inference_steps,
         guidance_scale_audio: float = 1.0,
         guidance_scale_identity: float = 1.0,
         seed: float = 0,
@@ -324,7 +326,7 @@ class DemoApp:
         progress=gr.Progress(),  # noqa: B008 — Gradio injects the tracker through this default
         request: gr.Request = None,
     ) -> Iterator[tuple]:
-        """Yield (preview image, video, identity.npy, settings.json, status, seed): a preview per chunk, then files."""
+        """Yield (live segment, video, identity.npy, settings.json, status, seed): live pieces, then the files."""
         wave, audio_info = self._load_audio(audio)
         if (image is None) == (embedding is None):
             raise _fail(
@@ -338,7 +340,8 @@ class DemoApp:
             gr.Warning(warning)
         run_dir = self._run_dir(request)
         try:
-            yield from self._stream(settings, wave, run_dir, image, embedding, audio, progress)
+            session = getattr(request, "session_hash", None)
+            yield from self._stream(settings, wave, run_dir, image, embedding, audio, progress, session)
         finally:  # the files were copied into Gradio's cache when the last value was sent
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -372,46 +375,62 @@ class DemoApp:
             settings.update(num_frames=int(given["sweep_views"]), sweep_moment=float(given["sweep_moment"]))
         return settings
 
-    def _stream(self, settings, wave, run_dir: Path, image, embedding, audio, progress) -> Iterator[tuple]:
+    def _stream(self, settings, wave, run_dir: Path, image, embedding, audio, progress, session) -> Iterator[tuple]:
+        """Write the mp4 as chunks arrive and hand the live player a segment every ``SEGMENT_S`` s."""
         from starcaster.video import VideoWriter
 
         started, seed = time.perf_counter(), settings["seed"]
-        chunks = self.generate_on_gpu(settings, wave, image, embedding)
+        chunks = self.generate_on_gpu(settings, wave, image, embedding, session)
         header = _next_or_error(chunks)
         video_path = run_dir / f"starcaster_seed{seed}.mp4"
-        rows: list[np.ndarray] = []
+        segments = _Segments(run_dir, header["fps"], header["audio"])
         progress((0, header["num_frames"]), desc="starting", unit="frames")
+        footer: dict = {}
         with VideoWriter(video_path, header["fps"], header["audio"]) as writer:
             while (chunk := _next_or_error(chunks)) is not None:
+                if type(chunk) is dict:  # after the last chunk: the views rendered (ChunkOutput is a dict subclass)
+                    footer = chunk
+                    continue
                 writer.write(chunk.frames)
-                rows = [*rows, _preview_row(chunk.frames, settings["chunk_length"])][-PREVIEW_ROWS:]
                 done = chunk.start + len(chunk.frames)
                 eta = (time.perf_counter() - started) / done * (chunk.total_frames - done)
                 desc = f"chunk {chunk.index + 1}/{chunk.num_chunks} · ETA {eta:.0f} s"
                 progress((done, chunk.total_frames), desc=desc, unit="frames")
-                status = f"Generating… {desc} · frames {chunk.start}–{done - 1} · azimuth {chunk.azimuth[0]:.0f}°"
-                yield np.concatenate(rows), gr.skip(), gr.skip(), gr.skip(), status, seed
+                status = f"Generating… {desc} · frames {chunk.start}–{done - 1} · azimuth {chunk.azimuth[-1]:.0f}°"
+                if (piece := segments.add(chunk.frames)) is not None:
+                    yield str(piece), gr.skip(), gr.skip(), gr.skip(), status, seed
+        last = segments.flush()
         elapsed = time.perf_counter() - started
-        identity_path, settings_path = self._write_record(run_dir, header, settings, elapsed, image, embedding, audio)
-        first, last = header["azimuth"]
+        views = footer.get("views")
+        identity_path, settings_path = self._write_record(
+            run_dir, header, settings, elapsed, image, embedding, audio, views
+        )
+        first, last_view = (views.azimuth[0], views.azimuth[-1]) if views is not None else header["azimuth"]
         status = (
             f"Done: {writer.frames_written} frames at {header['fps']:g} fps in {elapsed:.1f} s · seed {seed} · "
-            f"azimuth {first:.0f}° → {last:.0f}°"
+            f"azimuth {first:.0f}° → {last_view:.0f}°"
         )
-        yield np.concatenate(rows), str(video_path), str(identity_path), str(settings_path), status, seed
+        yield (str(last) if last else gr.skip()), str(video_path), str(identity_path), str(settings_path), status, seed
 
-    def _write_record(self, run_dir: Path, header, settings, elapsed, image, embedding, audio) -> tuple[Path, Path]:
-        """Save the identity used (.npy) and the settings JSON next to the video."""
+    def _write_record(
+        self, run_dir: Path, header, settings, elapsed, image, embedding, audio, views=None
+    ) -> tuple[Path, Path]:
+        """Save the identity used (.npy) and the settings JSON (with the per-frame views rendered) next to the video."""
         identity_path = run_dir / "identity.npy"
         np.save(identity_path, header["identity_embedding"])
         inputs = {"image": _name(image), "embedding": _name(embedding), "audio": _name(audio)}
         record = run_record(self.info, settings, inputs=inputs)
         record["seconds"] = round(elapsed, 2)
+        if views is not None:  # what the camera did, including any steering while it streamed
+            record["views"] = {
+                "azimuth": [round(float(a), 2) for a in views.azimuth],
+                "elevation": [round(float(e), 2) for e in views.elevation],
+            }
         settings_path = run_dir / f"settings_seed{settings['seed']}.json"
         settings_path.write_text(json.dumps(record, indent=2) + "\n")
         return identity_path, settings_path
 
-    def _gpu_duration(self, settings: dict, wave: np.ndarray, image, embedding) -> int:
+    def _gpu_duration(self, settings: dict, wave: np.ndarray, image, embedding, session=None) -> int:
         return gpu_seconds(
             len(wave) / 16_000,
             settings["fps"],
@@ -421,8 +440,11 @@ class DemoApp:
             self.max_audio_seconds,
         )
 
-    def _chunks(self, settings: dict, wave: np.ndarray, image, embedding) -> Iterator:
-        """The GPU part (``spaces.GPU``): a header dict, then every ``ChunkOutput``."""
+    def _chunks(self, settings: dict, wave: np.ndarray, image, embedding, session: str | None = None) -> Iterator:
+        """The GPU part (``spaces.GPU``): a header dict, every ``ChunkOutput``, then ``{"views": ...}``.
+
+        While it runs, the page's sliders steer it (``steer``) through ``self._runs[session]``.
+        """
         import torch
 
         kwargs = {k: v for k, v in settings.items() if k not in ("seed", "sweep_moment")}
@@ -444,12 +466,27 @@ class DemoApp:
             "identity_embedding": run.identity_embedding,
             "azimuth": (float(run.views.azimuth[0]), float(run.views.azimuth[-1])),
         }
-        while True:
-            with self._lock:  # a cancelled run's last chunk finishes before the next run's first
-                chunk = next(run.chunks, None)
-            if chunk is None:
-                return
-            yield chunk
+        steerable = session is not None and settings["camera_path"] == "static"
+        if steerable:
+            self._runs[session] = run
+        try:
+            yield from run.chunks  # the pipeline computes one chunk at a time across runs
+        finally:
+            if steerable and self._runs.get(session) is run:
+                del self._runs[session]
+            run.cancel()
+            run.chunks.close()
+        yield {"views": run.views}
+
+    def steer(self, azimuth: float, elevation: float, chunk_length: float, request: gr.Request = None) -> None:
+        """A slider moved: the run this page is streaming turns its camera for the chunks to come."""
+        run = self._runs.get(getattr(request, "session_hash", None) or "")
+        if run is None:
+            return
+        try:
+            run.steer(azimuth=float(azimuth), elevation=float(elevation), chunk_length=int(chunk_length))
+        except STARCasterError as exc:
+            gr.Warning(str(exc))
 
     # -- UI routing ------------------------------------------------------------------------
     @_reported
@@ -545,6 +582,37 @@ def _seed(value) -> int:
     return seed
 
 
+class _Segments:
+    """Groups finished chunks into the live player's pieces (mp4 segments with their audio slice)."""
+
+    def __init__(self, folder: Path, fps: float, audio: np.ndarray | None):
+        self.folder, self.fps, self.audio = folder, float(fps), audio
+        self.frames: list[np.ndarray] = []
+        self.start = 0  # first frame of the piece being gathered
+        self.count = 0
+
+    def add(self, frames: np.ndarray) -> Path | None:
+        """Gather a chunk; return a segment file once enough video for the next piece is there."""
+        self.frames.append(np.asarray(frames))
+        target = FIRST_SEGMENT_S if self.count == 0 else SEGMENT_S
+        return self.flush() if sum(len(f) for f in self.frames) >= target * self.fps else None
+
+    def flush(self) -> Path | None:
+        from starcaster.video import encode_segment
+
+        if not self.frames:
+            return None
+        frames = np.concatenate(self.frames)
+        stop = self.start + len(frames)
+        audio = None
+        if self.audio is not None:
+            lo, hi = round(self.start * 16_000 / self.fps), round(stop * 16_000 / self.fps)
+            audio = np.pad(self.audio[lo:hi], (0, max(0, hi - lo - len(self.audio[lo:hi]))))
+        path = encode_segment(self.folder / f"live_{self.count:05d}.mp4", frames, self.fps, audio)
+        self.frames, self.start, self.count = [], stop, self.count + 1
+        return path
+
+
 def _rgb(value: str) -> tuple[float, float, float]:
     """A colour picker's value (``#rrggbb`` or ``rgba(r, g, b, a)``) → RGB in [0, 1]."""
     value = str(value or "").strip()
@@ -563,16 +631,6 @@ def _hair_styles() -> list[str]:
     from starcaster.avatar import HAIR_STYLES
 
     return list(HAIR_STYLES)
-
-
-def _preview_row(frames: np.ndarray, chunk_length: int) -> np.ndarray:
-    """A chunk's frames side by side (padded to ``chunk_length``), upscaled (nearest) to ``PREVIEW_FRAME`` px."""
-    frames = np.asarray(frames)
-    if len(frames) < chunk_length:  # the last chunk may be short
-        frames = np.concatenate([frames, np.full((chunk_length - len(frames), *frames.shape[1:]), 255, np.uint8)])
-    row = np.concatenate(list(frames), axis=1)  # [H, F·W, 3]
-    factor = max(1, PREVIEW_FRAME // row.shape[0])
-    return row.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
 def _name(path) -> str | None:
@@ -638,11 +696,21 @@ def create_demo(
             concurrency_limit=concurrency_limit,
         )
         stop_btn.click(None, cancels=[ui_event, api_event], api_visibility="private")
+        _wire_steering(app, controls)
         demo.unload(app.end_session)
     _guard_inputs(demo)
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency_limit)
     demo.starcaster_app = app  # for tests and tools
     return demo
+
+
+def _wire_steering(app: DemoApp, controls: list) -> None:
+    """Azimuth, elevation and chunk length steer the run this page is streaming (not queued)."""
+    azimuth, elevation, chunk = controls[0], controls[1], controls[3]
+    for slider in (azimuth, elevation, chunk):
+        slider.change(
+            app.steer, [azimuth, elevation, chunk], None, api_visibility="private", queue=False, show_progress="hidden"
+        )
 
 
 def _remove_stale_work_dirs(root: Path) -> None:
@@ -842,8 +910,12 @@ def _controls(app: DemoApp) -> list:
         randomize = gr.Checkbox(False, label="Randomize seed")
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
-            chunk = gr.Slider(1, 16, 4, step=1, label="Chunk length (frames per AR chunk)")
-            steps = gr.Slider(1, 50, 4, step=1, label="Denoising steps per chunk")
+            chunk = gr.Slider(
+                1, 16, GenerationRequest.chunk_length, step=1, label="Chunk length (frames per AR chunk; steers live)"
+            )
+            steps = gr.Slider(
+                1, 50, GenerationRequest.num_inference_steps, step=1, label="Denoising steps per chunk (1 is enough)"
+            )
         with gr.Row():
             guidance_audio = gr.Slider(0, 10, 1.0, step=0.1, label="Audio guidance (1 = off)")
             guidance_identity = gr.Slider(0, 10, 1.0, step=0.1, label="Identity guidance (1 = off)")
@@ -879,20 +951,21 @@ def _controls(app: DemoApp) -> list:
 
 
 def _outputs() -> list:
-    preview = gr.Image(
-        label="Chunks as they finish (latest rows; one row per chunk)",
+    live = gr.Video(
+        label="Live: plays while later chunks are generated (sliders steer the camera)",
+        streaming=True,
+        autoplay=True,
         interactive=False,
-        height=240,
-        format="png",
-        elem_id="preview",
+        height=300,
+        elem_id="live-video",
     )
-    video = gr.Video(label="Video (with audio)", elem_id="result-video", autoplay=False, height=360)
+    video = gr.Video(label="Finished video (mp4 with audio, to download)", elem_id="result-video", height=240)
     with gr.Row():
         identity = gr.File(label="Identity used (.npy)")
-        settings = gr.File(label="Settings + seed (.json)")
+        settings = gr.File(label="Settings + seed + views (.json)")
     status = gr.Markdown(elem_id="status")
     seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
-    return [preview, video, identity, settings, status, seed_used]
+    return [live, video, identity, settings, status, seed_used]
 
 
 # ---------------------------------------------------------------------------------------

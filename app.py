@@ -246,6 +246,74 @@ class DemoApp:
 
         return str(save_embedding(embedding, self._returned_dir(request) / name))
 
+    # -- photo → avatar (starcaster.avatar) -------------------------------------------------
+    @_reported
+    def photo_to_avatar(self, image: str | None, request: gr.Request = None):
+        """Photo → (avatar portrait .png, avatar identity .npy, what was read, head parameters as JSON)."""
+        if not image:
+            raise _fail("Upload a photo with a face to make its avatar.")
+        with self._lock:
+            fit = self.pipe.photo_to_avatar(image)
+        return self._avatar_files(fit, request)
+
+    @_reported
+    def adjust_avatar(
+        self,
+        parameters: str | None,
+        hair: str,
+        hair_style: str,
+        skin: str,
+        glasses: bool,
+        beard: float,
+        request: gr.Request = None,
+    ):
+        """An avatar's parameters (JSON) with the page's edits → the same four outputs as ``photo_to_avatar``."""
+        from starcaster.avatar import head_from_parameters
+
+        if not parameters:
+            raise _fail("Make an avatar from a photo first.")
+        values = json.loads(parameters)
+        values.update(hair=_rgb(hair), skin=_rgb(skin), glasses=bool(glasses), beard=float(beard))
+        values["hair_style"] = (
+            _hair_styles().index(hair_style) if hair_style in _hair_styles() else values["hair_style"]
+        )
+        with self._lock:
+            fit = self.pipe.render_avatar(head_from_parameters(values), values.get("domain_score"))
+        return self._avatar_files(fit, request)
+
+    def _avatar_files(self, fit, request) -> tuple:
+        from PIL import Image
+
+        folder = self._returned_dir(request)
+        portrait = folder / "avatar.png"
+        Image.fromarray(fit.portrait).save(portrait)
+        identity = self._save_identity(fit.embedding, "avatar_identity.npy", request)
+        notes = "".join(f"\n\n⚠️ {n}" for n in fit.notes)
+        score = "" if fit.domain_score is None else f" · domain score {fit.domain_score:.2f} (1 = SynthTalk-like)"
+        text = f"**Read from the photo:** {fit.description}{score}{notes}"
+        parameters = dict(fit.parameters(), domain_score=fit.domain_score)
+        return str(portrait), identity, text, json.dumps(parameters)
+
+    def avatar_panel_update(self, image: str | None, request: gr.Request = None):
+        """The portrait input changed: fill the avatar panel for a real photo; say so for a SynthTalk portrait."""
+        from starcaster.avatar import hex_colour
+        from starcaster.avatar_domain import THRESHOLD, domain_score
+        from starcaster.identity import load_image
+
+        if not image:
+            return (gr.skip(),) * 10
+        try:
+            score = domain_score(load_image(image))
+            if score >= THRESHOLD:
+                note = f"This is a SynthTalk-like portrait (domain score {score:.2f}): it is animated as it is."
+                return (gr.skip(), gr.skip(), gr.skip(), note, *(gr.skip(),) * 6)
+            portrait, identity, text, parameters = self.photo_to_avatar(image, request)
+        except gr.Error as exc:
+            return (gr.skip(), gr.skip(), gr.skip(), f"⚠️ {exc.message}", *(gr.skip(),) * 6)
+        values = json.loads(parameters)
+        controls = (hex_colour(values["hair"]), values["hair_style_name"], hex_colour(values["skin"]))
+        return (image, portrait, identity, text, parameters, *controls, values["glasses"], values["beard"])
+
     # -- generation -----------------------------------------------------------------------
     @_reported
     def generate(
@@ -662,6 +730,26 @@ class _Segments:
         return path
 
 
+def _rgb(value: str) -> tuple[float, float, float]:
+    """A colour picker's value (``#rrggbb`` or ``rgba(r, g, b, a)``) → RGB in [0, 1]."""
+    value = str(value or "").strip()
+    try:
+        if value.startswith("#") and len(value) == 7:
+            return tuple(int(value[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+        if value.startswith("rgb"):
+            parts = [float(v) for v in value[value.index("(") + 1 : value.index(")")].split(",")[:3]]
+            return tuple(min(max(v / 255, 0.0), 1.0) for v in parts)  # type: ignore[return-value]
+    except ValueError:
+        pass
+    raise _fail(f"Not a colour: {value!r}; use #rrggbb.")
+
+
+def _hair_styles() -> list[str]:
+    from starcaster.avatar import HAIR_STYLES
+
+    return list(HAIR_STYLES)
+
+
 def _name(path) -> str | None:
     return Path(path).name if path else None
 
@@ -808,6 +896,7 @@ def _identity_tabs(app: DemoApp, mode: gr.State) -> dict:
             ids["portrait"] = gr.Image(label="Reference portrait", type="filepath", height=256, elem_id="portrait")
             if examples := _example_files("portraits", "*.png"):
                 gr.Examples(examples, inputs=ids["portrait"], label="Example portraits (SynthTalk test identities)")
+            _avatar_panel(app, ids["portrait"])
         with gr.Tab("From an identity", id="identity") as ids["tab_identity"]:
             ids["identity"] = _identity_tab(app)
         with gr.Tab("Free viewpoint", id="free") as ids["tab_free"]:
@@ -882,6 +971,56 @@ def _identity_tab(app: DemoApp) -> gr.File:
         app.extract_identity, source, [identity, crop, note], api_name="extract_identity", concurrency_limit=4
     )
     return identity
+
+
+def _avatar_panel(app: DemoApp, portrait: gr.Image) -> None:
+    """Photo → avatar: what was read, a few edits, downloads, and "animate this avatar" (API: /photo_to_avatar)."""
+    with gr.Accordion("Your avatar (for a real photo)", open=True):
+        gr.Markdown(
+            "The bundled model draws SynthTalk heads, so a real photo is animated as **your SynthTalk avatar**, "
+            "read from the photo (real-scale weights that draw real faces: see `checkpoints.md`).",
+            elem_id="avatar-note",
+        )
+        with gr.Row():
+            photo = gr.Image(label="Your photo", interactive=False, height=160, elem_id="avatar-photo")
+            avatar = gr.Image(label="Your avatar", type="filepath", interactive=False, height=160, elem_id="avatar")
+        read = gr.Markdown(elem_id="avatar-read")
+        with gr.Row():
+            hair = gr.ColorPicker(label="Hair colour")
+            style = gr.Dropdown(_hair_styles(), value="short", label="Hair style")
+            skin = gr.ColorPicker(label="Skin")
+            glasses = gr.Checkbox(False, label="Glasses")
+            beard = gr.Slider(0, 1, 0, step=0.05, label="Beard")
+        with gr.Row():
+            update = gr.Button("Update avatar")
+            use = gr.Button("Animate this avatar", elem_id="use-avatar")
+        with gr.Row():
+            identity = gr.File(label="Avatar identity (.npy)")
+            parameters = gr.Textbox(label="Avatar parameters (JSON)", lines=2, max_lines=4)
+    controls = [hair, style, skin, glasses, beard]
+    portrait.change(
+        app.avatar_panel_update,
+        portrait,
+        [photo, avatar, identity, read, parameters, *controls],
+        api_visibility="private",
+        concurrency_limit=4,
+    )
+    update.click(
+        app.adjust_avatar,
+        [parameters, *controls],
+        [avatar, identity, read, parameters],
+        api_name="adjust_avatar",
+        concurrency_limit=4,
+    )
+    use.click(lambda path: path, avatar, portrait, api_visibility="private", queue=False)
+    api_source = gr.Image(type="filepath", visible=False)
+    gr.Button(visible=False).click(
+        app.photo_to_avatar,
+        api_source,
+        [avatar, identity, read, parameters],
+        api_name="photo_to_avatar",
+        concurrency_limit=4,
+    )
 
 
 def _free_viewpoint_tab() -> dict:

@@ -68,6 +68,16 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
         default="fp32",
         help="fp32 (exact) or bf16 autocast + bf16 attention (faster on CPUs with bf16 units)",
     )
+    avatar = p.add_mutually_exclusive_group()
+    avatar.add_argument(
+        "--avatar",
+        choices=["auto", "always", "never"],
+        default=defaults.avatar,
+        help="with --image: animate the photo's SynthTalk avatar (auto: when it is a real photo, docs/avatar.md)",
+    )
+    avatar.add_argument(
+        "--no-avatar", dest="avatar", action="store_const", const="never", help="same as --avatar never"
+    )
     p.add_argument("--out", required=True, help="output .mp4")
 
 
@@ -105,8 +115,11 @@ def _run_generate(args: argparse.Namespace) -> int:
         use_identity_prior=not args.no_identity_prior,
         use_refiner=not args.no_refiner,
         refiner_smoothing=args.refiner_smoothing,
+        avatar=args.avatar,
     )
     run = pipe.start(**settings)
+    if run.avatar is not None:
+        print(f"animating the photo's SynthTalk avatar ({run.avatar.description}); --no-avatar animates the photo")
     with (
         VideoWriter(out, args.fps, run.audio, audio_file=run.audio_file) as writer,
         tqdm(total=run.num_frames, unit="frame", desc="generating") as bar,
@@ -117,6 +130,42 @@ def _run_generate(args: argparse.Namespace) -> int:
     if args.save_embedding:
         save_embedding(run.identity_embedding, args.save_embedding)
     print(f"wrote {out} ({writer.frames_written} frames at {args.fps:g} fps)")
+    return 0
+
+
+# -- avatar -----------------------------------------------------------------------------
+def _add_avatar(p: argparse.ArgumentParser) -> None:
+    from . import BUNDLED_CHECKPOINT
+
+    p.add_argument("image", help="a photo with one face (or a SynthTalk portrait)")
+    p.add_argument("--out", required=True, help="the avatar's portrait (.png)")
+    p.add_argument("--embedding", default=None, help="also save the avatar's identity embedding (.npy)")
+    p.add_argument("--parameters", default=None, help="also save the avatar's head parameters (.json)")
+    p.add_argument("--checkpoint", default=BUNDLED_CHECKPOINT, help="whose identity encoder embeds the avatar")
+
+
+def _run_avatar(args: argparse.Namespace) -> int:
+    import json
+
+    from PIL import Image
+
+    from . import STARCasterPipeline
+    from .identity import save_embedding
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise InputError(f"--out must end in .png; got {out.name}.")
+    pipe = STARCasterPipeline.from_pretrained(args.checkpoint)
+    avatar = pipe.photo_to_avatar(args.image)
+    for note in avatar.notes:
+        print(f"note: {note}")
+    Image.fromarray(avatar.portrait).save(out)
+    if args.embedding:
+        save_embedding(avatar.embedding, args.embedding)
+    if args.parameters:
+        Path(args.parameters).write_text(json.dumps(avatar.parameters(), indent=1) + "\n")
+    print(f"{avatar.description} · domain score {avatar.domain_score:.2f} · {avatar.seconds:.2f} s")
+    print(f"wrote {out}")
     return 0
 
 
@@ -378,6 +427,7 @@ def _realtime(args: argparse.Namespace, out: Path) -> dict:
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 COMMANDS: dict[str, Command] = {
     "generate": ("generate a talking-portrait video", _add_generate, _run_generate),
+    "avatar": ("read a photo into a SynthTalk avatar (portrait, embedding, parameters)", _add_avatar, _run_avatar),
     "download": ("fetch a checkpoint from the Hub into the local cache", _add_download, _run_download),
     "convert": (
         "convert Arc2Face weights (pickles read with weights_only) to a STARCaster UNet",

@@ -46,6 +46,7 @@ MAX_STEPS = 50
 MAX_SWEEP_VIEWS = 1024  # a sweep holds all its views' features at once: bound it
 PRECISIONS = ("fp32", "bf16")
 _CHUNK_LOCK = threading.Lock()  # concurrent runs (app sessions) compute one chunk at a time, whole chunks each
+AVATAR_MODES = ("auto", "always", "never")  # image mode: animate the photo's SynthTalk avatar (starcaster.avatar)
 LONG_AUDIO_SECONDS = 60.0  # longer recordings are decoded in blocks as the video is generated (flat memory)
 
 
@@ -65,6 +66,7 @@ class GenerationRun:
     steering: ViewSteering
     controls: dict = field(default_factory=dict)  # chunk_length for the chunks to come
     audio_file: Path | None = None  # a long recording read in blocks: mux the file itself
+    avatar: object = None  # the ``AvatarFit`` animated instead of the photo, if the avatar path ran
     rendered: list[ViewTrack] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -106,6 +108,7 @@ class _Prepared:
     reference_view: tuple[float, float]
     refining: TemporalRefinement | None = None  # the frame refiner's inputs and temporal state (None: no refiner)
     audio_file: Path | None = None
+    avatar: object = None  # the ``AvatarFit`` animated instead of the photo (None: the image itself)
 
 
 def check_view(azimuth, elevation) -> None:
@@ -202,6 +205,8 @@ class STARCasterPipeline(DiffusionPipeline):
             raise InputError(f"Give exactly one of `identity_embedding` or `image` (got {got}).")
         if r.output_type not in ("np", "latent"):
             raise InputError(f"output_type must be 'np' or 'latent'; got {r.output_type!r}.")
+        if r.avatar not in AVATAR_MODES:
+            raise InputError(f"avatar must be one of {', '.join(AVATAR_MODES)}; got {r.avatar!r}.")
         if r.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {r.precision!r}.")
         if r.context_mode not in ("cache", "recompute"):
@@ -260,20 +265,51 @@ class STARCasterPipeline(DiffusionPipeline):
         spread = np.diag(self.identity_prior.embedding_std.float().cpu().numpy())
         return identity_frontend.random_identity(seed, dim=dim, mean=mean, cov_factor=spread)
 
+    def photo_to_avatar(self, image):
+        """A photo → its SynthTalk avatar (``starcaster.avatar.AvatarFit``): the head read from the photo,
+        its canonical portrait (uint8 ``[128, 128, 3]``), a description of what was read, the domain
+        score of the photo (1 = SynthTalk-like) and the avatar's identity embedding ``(512,)``."""
+        from .avatar import avatar_for
+
+        return self._embed_avatar(avatar_for(identity_frontend.load_image(image), "always"))
+
+    def render_avatar(self, head, domain_score: float | None = None):
+        """An avatar from given head parameters (``HeadParams``, e.g. adjusted ones): portrait and embedding."""
+        from .avatar import AvatarFit, render_portrait
+
+        return self._embed_avatar(AvatarFit(head, render_portrait(head), "parameters", domain_score=domain_score))
+
+    def _embed_avatar(self, fit):
+        """Set ``fit.embedding``; the built-in encoder reads the avatar's portrait whole (it is already a crop)."""
+        builtin = self.identity_space == "builtin"
+        backend = identity_frontend.make_identity_backend(
+            self.identity_space, self.identity_encoder, **({"detector": "none"} if builtin else {})
+        )
+        fit.embedding = backend.embed(identity_frontend.load_image(fit.portrait))
+        return fit
+
     def _prepare_identity(
-        self, identity_embedding, image, use_prior: bool = True
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(embedding, portrait)``: the portrait (uint8 ``[H, W, 3]``) is the reference crop, the identity
-        prior's portrait of the embedding, or None (the video model alone)."""
+        self, identity_embedding, image, use_prior: bool = True, avatar: str = "never"
+    ) -> tuple[np.ndarray, np.ndarray | None, object]:
+        """``(embedding, portrait, avatar)``: the portrait (uint8 ``[H, W, 3]``) is the reference crop (of the
+        photo's avatar when ``avatar`` says so: then the ``AvatarFit``), the identity prior's portrait of
+        the embedding, or None (the video model alone)."""
         dim = self.unet.config.identity_embed_dim
         if image is None:
             embedding = identity_frontend.load_embedding(identity_embedding, expected_dim=dim)
             if not use_prior or self.identity_prior is None:
-                return embedding, None  # the video model alone: soft identity from the embedding tokens
-            return embedding, self.identity_prior.portrait(embedding)
+                return embedding, None, None  # the video model alone: soft identity from the embedding tokens
+            return embedding, self.identity_prior.portrait(embedding), None
         picture = identity_frontend.load_image(image)
-        embedding = self.identity_backend().embed(picture)
-        return embedding, np.array(identity_frontend.detect_and_crop_face(picture, self.image_size).image)
+        fit = None
+        if avatar != "never":
+            from .avatar import avatar_for
+
+            if (fit := avatar_for(picture, avatar)) is not None:
+                picture = identity_frontend.load_image(self._embed_avatar(fit).portrait)
+        embedding = fit.embedding if fit is not None else self.identity_backend().embed(picture)
+        crop = identity_frontend.detect_and_crop_face(picture, self.image_size, detector="none" if fit else "auto")
+        return embedding, np.array(crop.image), fit
 
     # -- 3./4. audio and views ----------------------------------------------------------
     def _prepare_audio(self, r: GenerationRequest, frozen: bool) -> tuple[np.ndarray | None, Path | None, object]:
@@ -351,7 +387,9 @@ class STARCasterPipeline(DiffusionPipeline):
 
     def _prepare(self, r: GenerationRequest) -> _Prepared:
         with self.timer("identity"):
-            embedding, portrait = self._prepare_identity(r.identity_embedding, r.image, r.use_identity_prior)
+            embedding, portrait, avatar = self._prepare_identity(
+                r.identity_embedding, r.image, r.use_identity_prior, r.avatar
+            )
             reference = None if portrait is None else self.encode_images(portrait[None])[None]  # [1, 1, C, h, w]
         frozen = r.camera_path in FROZEN_TIME_PATHS
         with self.timer("audio"):
@@ -370,6 +408,7 @@ class STARCasterPipeline(DiffusionPipeline):
             reference_view=tuple(r.reference_view),
             refining=self._refining(portrait, 0.0 if frozen else r.refiner_smoothing) if r.use_refiner else None,
             audio_file=long_file,
+            avatar=avatar,
         )
 
     @torch.no_grad()
@@ -453,6 +492,7 @@ class STARCasterPipeline(DiffusionPipeline):
             steering=prep.steering,
             controls={"chunk_length": int(request.chunk_length)},
             audio_file=prep.audio_file,
+            avatar=prep.avatar,
         )
         run.chunks = self._generate(prep, request, guidance, run)
         return run
@@ -546,6 +586,7 @@ class STARCasterPipeline(DiffusionPipeline):
         use_identity_prior: bool = GenerationRequest.use_identity_prior,
         use_refiner: bool = GenerationRequest.use_refiner,
         refiner_smoothing: float = GenerationRequest.refiner_smoothing,
+        avatar: str = GenerationRequest.avatar,
     ) -> STARCasterPipelineOutput:
         """Generate a whole clip.
 
@@ -584,6 +625,10 @@ class STARCasterPipeline(DiffusionPipeline):
             refiner_smoothing: the share of the previous frame's refiner correction kept in the next
                 (an exponential moving average of the corrections, 0 ≤ s < 1): 0.5 (default) halves
                 the flicker a per-frame refiner adds; 0 refines each frame alone. Sweeps use 0.
+            avatar: with ``image``: ``"auto"`` (default) animates the photo's SynthTalk avatar
+                (``photo_to_avatar``) when the photo is out of the checkpoint's domain (domain score
+                below 0.5, docs/avatar.md) and the image itself otherwise; ``"always"`` / ``"never"``
+                force either way.
         """
         settings = dict(locals())
         for name in ("self", "callback_on_chunk_end"):

@@ -47,3 +47,4 @@ class GenerationRequest:
     use_identity_prior: bool = True  # identity-only mode: anchor on the prior's portrait, if the checkpoint has one
     use_refiner: bool = True  # redraw fine detail with the checkpoint's frame refiner, if it has one
     refiner_smoothing: float = 0.5  # share of the previous frame's refiner correction kept (temporal EMA)
+    avatar: str = "auto"  # image mode: "auto" (the SynthTalk avatar for out-of-domain photos), "always", "never"

@@ -253,3 +253,23 @@ def test_other_tabs_render(page, tmp_path):
         _wait(driver, lambda d: done in d.find_element("css selector", "#status").text, 180, "the sweep")
     _screenshot(driver, "app_free_viewpoint", tmp_path)
     assert _console_errors(driver) == []
+
+
+def test_photo_shows_its_avatar_in_the_browser(page, tmp_path):
+    """A real photo in the portrait tab: the avatar panel shows the photo, the avatar and what was read."""
+    from PIL import Image
+    from skimage import data
+
+    driver = page
+    driver.refresh()
+    _wait(driver, lambda d: d.find_elements("css selector", "#generate-btn"), 60, "the page to reload")
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    _upload(driver, "portrait", photo)
+    _wait(driver, lambda d: d.find_elements("css selector", "#avatar img"), 60, "the avatar portrait")
+    _wait(driver, lambda d: "hair:" in d.find_element("css selector", "#avatar-read").text, 30, "what was read")
+    assert driver.find_elements("css selector", "#avatar-photo img")
+    assert "SynthTalk" in driver.find_element("css selector", "#avatar-note").text
+    assert "glasses: no" in driver.find_element("css selector", "#avatar-read").text
+    assert _console_errors(driver) == []
+    _screenshot(driver, "app_avatar", tmp_path)

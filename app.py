@@ -128,6 +128,11 @@ def _reported(fn):
     return function
 
 
+def _can_stream() -> bool:
+    """Gradio's streaming video output runs the system's ffmpeg and ffprobe (packages.txt on a Space)."""
+    return bool(shutil.which("ffmpeg") and shutil.which("ffprobe"))
+
+
 class DemoApp:
     """The app's behaviour (one instance per ``create_demo``); the Blocks layout is in ``create_demo``."""
 
@@ -147,6 +152,7 @@ class DemoApp:
         self._runs: dict[str, object] = {}  # session → the run it is streaming (steered by the sliders)
         self._live: dict[str, object] = {}  # session → its LiveSession (microphone mode)
         self._live_dirs: dict[str, Path] = {}
+        self.streaming = _can_stream()
 
     # -- files ----------------------------------------------------------------------------
     def _run_dir(self, request: gr.Request | None) -> Path:
@@ -417,11 +423,11 @@ class DemoApp:
                 desc = f"chunk {chunk.index + 1}/{chunk.num_chunks} · ETA {eta:.0f} s"
                 progress((done, chunk.total_frames), desc=desc, unit="frames")
                 status = f"Generating… {desc} · frames {chunk.start}–{done - 1} · azimuth {chunk.azimuth[-1]:.0f}°"
-                if (piece := segments.add(chunk.frames)) is not None:
+                if self.streaming and (piece := segments.add(chunk.frames)) is not None:
                     yield str(piece), gr.skip(), gr.skip(), gr.skip(), status, seed
                     if paced:
                         pacer.wait(done / header["fps"])
-        last = segments.flush()
+        last = segments.flush() if self.streaming else None
         elapsed = time.perf_counter() - started
         views = footer.get("views")
         identity_path, settings_path = self._write_record(
@@ -880,7 +886,10 @@ def _header(app: DemoApp) -> None:
             "set `STARCASTER_CHECKPOINT` or pass `--checkpoint` to load one.",
             elem_id="random-banner",
         )
-    notes = "".join(f"\n\nℹ️ {m}" for m in app.info.messages)
+    messages = list(app.info.messages)
+    if not app.streaming:
+        messages.append("No system ffmpeg/ffprobe here, so the live player is off: the video appears when it is done.")
+    notes = "".join(f"\n\nℹ️ {m}" for m in messages)
     size = app.pipe.image_size
     gr.Markdown(
         f"Checkpoint: {app.info.describe()} · identity encoder `{app.pipe.identity_space}` · "

@@ -60,6 +60,7 @@ class EvalConfig:
     noise_sharing: float = 1.0
     use_identity_prior: bool = True  # embedding mode: anchor on the checkpoint's identity prior, if it has one
     use_refiner: bool = True  # the checkpoint's frame refiner, if it has one
+    avatar: str = "never"  # SynthTalk references are the model's own domain: animate them as they are
     seed: int = 0
     mode: str = "reference"  # "reference": image + its embedding; "embedding": identity embedding only
     identity_encoder: str = "expert"  # "expert" (comparable across rows) or "pipeline" (the checkpoint's)
@@ -239,6 +240,7 @@ def pipeline_videos(pipe, sequences: list[EvalSequence], fps: float, config: Eva
             chunk_length=config.chunk_length,
             num_inference_steps=config.num_inference_steps,
             context_frames=config.context_frames,
+            avatar=config.avatar,
             guidance_scale_camera=config.guidance_scale_camera,
             noise_sharing=config.noise_sharing,
             use_identity_prior=config.use_identity_prior,

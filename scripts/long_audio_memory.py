@@ -46,7 +46,12 @@ def measure(audio: str, seconds_limit: float | None, image: str) -> dict:
             proc.send_signal(signal.SIGTERM)
             break
         time.sleep(0.25)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        stderr += b"\n(did not stop within 120 s of SIGTERM: killed)"
     left = sorted(p.name for p in out_dir.iterdir())
     frames = None
     if (out_dir / "talk.mp4").exists():

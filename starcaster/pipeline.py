@@ -501,18 +501,27 @@ class STARCasterPipeline(DiffusionPipeline):
         return randn_tensor(shape, generator=generator, device=self.device, dtype=self.unet.dtype)
 
     def _generate(self, prep: _Prepared, r: GenerationRequest, guidance: Guidance, run: GenerationRun):
-        """Chunks as they finish: the denoiser runs one chunk ahead on a worker thread while
-        this thread decodes, refines and hands out the previous one (the caller writes it)."""
-        ahead = _Ahead(lambda stop: self._denoised_chunks(prep, r, guidance, run, stop))
+        """Chunks as they finish, from a three-stage pipeline on two worker threads: the denoiser
+        (the caller's torch thread count) runs one chunk ahead of the decoder + frame refiner (one
+        thread: measured best on two cores), which runs one chunk ahead of the caller writing it."""
+        denoised = _Ahead(lambda stop: self._denoised_chunks(prep, r, guidance, run, stop))
+        decoded = _Ahead(lambda stop: self._decoded_chunks(denoised, prep, r, run, stop), threads=1)
         try:
-            for index, start, clean, views in ahead:
-                with self.timer("decode"):
-                    latent = r.output_type == "latent"
-                    frames = clean[0].float().cpu().numpy() if latent else self.decode_latents(clean[0], prep.refining)
-                total = prep.features.total
-                yield ChunkOutput(frames, start, index, _num_chunks(total, run), total, views.azimuth, views.elevation)
+            yield from decoded
         finally:
-            ahead.close()
+            decoded.close()
+            denoised.close()
+
+    @torch.no_grad()
+    def _decoded_chunks(self, denoised: _Ahead, prep: _Prepared, r: GenerationRequest, run, stop: threading.Event):
+        for index, start, clean, views in denoised:
+            if stop.is_set():
+                return
+            with self.timer("decode"):
+                latent = r.output_type == "latent"
+                frames = clean[0].float().cpu().numpy() if latent else self.decode_latents(clean[0], prep.refining)
+            total = prep.features.total
+            yield ChunkOutput(frames, start, index, _num_chunks(total, run), total, views.azimuth, views.elevation)
 
     @torch.no_grad()
     def _denoised_chunks(self, prep: _Prepared, r: GenerationRequest, guidance: Guidance, run, stop: threading.Event):
@@ -700,21 +709,23 @@ def _num_chunks(total: int | None, run: GenerationRun) -> int | None:
 class _Ahead:
     """Iterate a generator on a worker thread, one item ahead of the consumer.
 
-    The denoiser's thread computes chunk n + 1 while the caller decodes, refines and writes
-    chunk n: on two cores the two halves overlap. ``make(stop)`` builds the generator; it
+    The denoiser's thread computes chunk n + 1 while the decoder's thread refines chunk n and
+    the caller writes chunk n - 1: on two cores the stages overlap. ``make(stop)`` builds the generator; it
     checks ``stop`` between items, so ``close`` (a Stop button, a closed generator) ends it
     within one chunk. Exceptions on the worker are raised in the consumer.
     """
 
     _DONE = object()
 
-    def __init__(self, make: Callable[[threading.Event], Iterator]):
+    def __init__(self, make: Callable[[threading.Event], Iterator], threads: int | None = None):
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._work, args=(make,), daemon=True, name="starcaster-denoise")
+        self._threads = threads or torch.get_num_threads()  # a new thread would otherwise take the default
+        self._thread = threading.Thread(target=self._work, args=(make,), daemon=True, name="starcaster-stage")
         self._thread.start()
 
     def _work(self, make) -> None:
+        torch.set_num_threads(self._threads)  # per thread: the other stage keeps its own
         try:
             for item in make(self._stop):
                 if not self._put(item):

@@ -103,6 +103,8 @@ class VideoWriter:
         """
         proc, stderr = self._writer.proc, b""
         try:
+            if proc is not None and failed:  # nothing to finish: a long audio input would keep ffmpeg encoding
+                proc.kill()
             if proc is not None:
                 _, stderr = proc.communicate(timeout=600)  # closes ffmpeg's input, reads its errors
             self._writer.close()

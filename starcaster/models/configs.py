@@ -3,7 +3,7 @@
 * ``real``: 512² frames, the SD-1.5 VAE, an SD-1.5-shaped UNet (the Arc2Face backbone) with
   Arc2Face's CLIP-token identity projection, so ``FoivosPar/Arc2Face`` weights load into the
   denoiser and its reference encoder (see ``starcaster.convert``); identities are insightface
-  antelopev2 (glintr100) ArcFace embeddings.
+  antelopev2 (glintr100) ArcFace embeddings; audio is wav2vec2-base features (768-D per frame).
 * ``demo``: 64² frames as pixel-unshuffle latents (4×4 patches folded into 48 channels on a
   16×16 grid: exact, no VAE to train), a few-M-parameter UNet, a built-in identity encoder;
   trains on SynthTalk on a CPU.
@@ -32,6 +32,8 @@ SCHEDULER = dict(
     clip_sample=False,
     set_alpha_to_one=False,
 )
+
+WAV2VEC2_MODEL = "facebook/wav2vec2-base-960h"  # Apache-2.0; the real preset's audio encoder
 
 CLIP_VIT_L14_TEXT = dict(
     vocab_size=49408,
@@ -139,7 +141,9 @@ PRESETS: dict[str, ModelPreset] = {
             norm_num_groups=32,
             identity_projector="arc2face",
             clip_config=CLIP_VIT_L14_TEXT,
-            audio_n_mels=80,
+            audio_extractor="wav2vec2",  # per-frame wav2vec2 features (audio.audio_config_for)
+            audio_model=WAV2VEC2_MODEL,
+            audio_n_mels=768,  # the projector's input width: wav2vec2-base's hidden size
             audio_context=4,
             camera_tokens=2,
             camera_bands=8,

@@ -63,6 +63,9 @@ class STARCasterUNet(ModelMixin, ConfigMixin):
         max_context_frames: int = 16,
         identity_encoder_type: str = "builtin",
         reference_concat: bool = False,
+        audio_extractor: str = "logmel",  # or "wav2vec2": then audio_n_mels is its hidden size
+        audio_model: str | None = None,  # wav2vec2 Hub id or folder (audio.audio_config_for reads it)
+        audio_model_revision: str | None = None,
     ):
         super().__init__()
         backbone_kwargs = dict(

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler
 
-from ..audio import AudioFeatureConfig
+from ..audio import audio_config_for
 from ..models.configs import get_preset
 from ..models.identity_prior import IdentityPrior
 from ..models.refiner import FrameRefiner
@@ -76,7 +76,7 @@ def _lip_expert(stage: StageConfig, device: torch.device):
 
 def _batches(cfg: RecipeConfig, stage: StageConfig, vae, encoder, unet, rng, device: torch.device):
     window, size, fps = _frames_needed(stage), stage.batch_size, 25.0
-    audio_config = AudioFeatureConfig(n_mels=unet.config.audio_n_mels, context=unet.config.audio_context)
+    audio_config = audio_config_for(unet.config)
     collate = functools.partial(collate_audio_features, frames=window, fps=fps, config=audio_config)
 
     def windows(kind: str):

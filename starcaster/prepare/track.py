@@ -2,11 +2,13 @@
 
 Within one shot (between scene cuts):
 
-1. every analysed frame gets a label — ``face`` (one face), ``no_face`` or ``several_faces``
-   (a second face at least ``second_face_ratio`` of the first's size, confidently detected);
+1. every analysed frame gets a label — ``face``, ``no_face`` or ``several_faces`` (a second face at
+   least ``second_face_ratio`` of the first's size, confidently detected, in at least
+   ``second_face_share`` of the frames around it: detectors miss a second face often);
 2. a sliding majority vote removes single-frame flicker (a missed detection, a false positive);
 3. runs of one label become segments: ``no_face`` / ``several_faces`` runs are rejected with
-   that label; a face run shorter than ``min_seconds`` is ``too_short`` (whatever else is wrong
+   that label (so is a face run whose median detector score is under ``min_track_score``:
+   sporadic weak detections on texture are no face); a face run shorter than ``min_seconds`` is ``too_short`` (whatever else is wrong
    with it), one whose median face is under ``min_face_px`` is ``face_too_small``; the rest are
    kept (``ok``), long ones split into pieces of at most ``max_seconds``;
 4. in each kept segment the face box (interpolated between analysed frames) is smoothed in
@@ -27,8 +29,11 @@ from .faces import Face
 @dataclass(frozen=True)
 class TrackConfig:
     min_face_px: float = 64.0  # face box side in source pixels (SynthTalk-like 2× crops: a 128² crop)
-    second_face_ratio: float = 0.6
-    second_face_score: float = 0.3  # dlib HOG margin; SCRFD scores are probabilities (set ~0.6)
+    second_face_ratio: float = 0.5
+    second_face_score: float = -0.2  # in the detector's score units (dlib HOG margin; SCRFD: probability)
+    min_track_score: float = -0.2  # a face run whose median score is lower is no face (dlib; SCRFD ~0.6)
+    second_face_share: float = 0.3  # a frame has several faces if this share of its window shows a second one
+    second_face_window: int = 15  # analysed frames (detectors miss the second face often: look wider)
     vote_frames: int = 9  # analysed frames in the majority window
     min_seconds: float = 1.5
     max_seconds: float = 10.0
@@ -48,17 +53,26 @@ class Segment:
     faces: list[tuple[int, Face]] | None = None  # the analysed frames' faces (source pixels), for "ok"
 
 
-def frame_label(faces: list[Face], config: TrackConfig) -> tuple[str, Face | None]:
-    """The label of one analysed frame (``face``, ``no_face``, ``several_faces``) and its main (largest) face."""
+def frame_label(faces: list[Face], config: TrackConfig) -> tuple[str, Face | None, bool]:
+    """One analysed frame: ``face`` or ``no_face``, its main (largest) face, whether a second face shows."""
     if not faces:
-        return "no_face", None
+        return "no_face", None, False
     main = max(faces, key=lambda f: f.side)
-    others = [
-        f
+    second = any(
+        f is not main and f.side >= config.second_face_ratio * main.side and f.score >= config.second_face_score
         for f in faces
-        if f is not main and f.side >= config.second_face_ratio * main.side and f.score >= config.second_face_score
-    ]
-    return ("several_faces" if others else "face"), main
+    )
+    return "face", main, second
+
+
+def with_second_faces(labels: list[str], second: list[bool], config: TrackConfig) -> list[str]:
+    """``face`` frames become ``several_faces`` where a second face shows in enough of their window."""
+    half, flags = config.second_face_window // 2, np.asarray(second, float)
+    out = []
+    for i, label in enumerate(labels):
+        share = flags[max(0, i - half) : i + half + 1].mean()
+        out.append("several_faces" if label == "face" and share >= config.second_face_share else label)
+    return out
 
 
 def majority(labels: list[str], window: int) -> list[str]:
@@ -125,21 +139,27 @@ def segment_shot(
     if not indices:
         return [Segment(start, stop, "no_face")]
     labelled = [frame_label(detected[i], config) for i in indices]
-    voted = majority([label for label, _ in labelled], config.vote_frames)
+    labels = with_second_faces([label for label, _, _ in labelled], [two for _, _, two in labelled], config)
+    voted = majority(labels, config.vote_frames)
     segments = []
     for a, b, label in runs(voted):
         first = start if a == 0 else indices[a]
         last = stop if b == len(indices) else indices[b]
-        segments.extend(_segment(first, last, label, indices[a:b], [f for _, f in labelled[a:b]], scale, fps, config))
+        segments.extend(
+            _segment(first, last, label, indices[a:b], [f for _, f, _ in labelled[a:b]], scale, fps, config)
+        )
     return segments
 
 
 def _segment(first, last, label, frames, faces, scale, fps, config: TrackConfig) -> list[Segment]:
     if label != "face":
         return [Segment(first, last, label)]
+    kept = [(i, _scaled(f, scale)) for i, f in zip(frames, faces) if f is not None]
+    score = float(np.median([f.score for _, f in kept]))
+    if score < config.min_track_score:  # sporadic weak detections (texture, a poster): no face to track
+        return [Segment(first, last, "no_face", detail=f"median detector score {score:.2f}")]
     if (last - first) < config.min_seconds * fps:  # too short to use, whatever else is wrong with it
         return [Segment(first, last, "too_short", detail=f"{(last - first) / fps:.2f} s")]
-    kept = [(i, _scaled(f, scale)) for i, f in zip(frames, faces) if f is not None]
     size = float(np.median([f.side for _, f in kept]))
     if size < config.min_face_px:
         return [Segment(first, last, "face_too_small", detail=f"face {size:.0f} px < {config.min_face_px:.0f} px")]

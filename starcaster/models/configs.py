@@ -189,7 +189,7 @@ PRESETS: dict[str, ModelPreset] = {
             max_context_frames=16,
         ),
         vae=_vae((32, 64, 64, 64), 4, 32, 2, 128, 0.18215),
-        identity_encoder=dict(image_size=64),
+        identity_encoder=dict(image_size=128),  # stands in for insightface (which needs real faces)
     ),
 }
 

@@ -96,17 +96,22 @@ def _mse_only(ctx, prediction, batch, frames):
     return diffusion_loss(prediction, batch.latents[:, frames], batch.weights[:, frames]), {}
 
 
-def count(preset: str, kind: str) -> dict:
-    """FLOPs and parameters of one step, under FakeTensorMode (nothing allocated)."""
+def count(preset: str, kind: str, checkpointing: bool = False) -> dict:
+    """FLOPs and parameters of one step, under FakeTensorMode (nothing allocated).
+
+    With ``checkpointing`` the saved bytes are those kept *between* checkpointed UNet blocks
+    (what stays alive through the forward), not the one block being recomputed.
+    """
     steps.chunk_loss = _mse_only
     scheduler = _scheduler(preset)  # real tensors, made outside the fake mode
     # the DDIM update is a few elementwise ops (no FLOPs to speak of) that index by value: skip it
     scheduler.step = lambda output, t, sample: SimpleNamespace(prev_sample=output)
     with FakeTensorMode(allow_non_fake_inputs=True):
-        unet, flops, saved = _step(preset, kind, False, scheduler)
+        unet, flops, saved = _step(preset, kind, checkpointing, scheduler)
     params = sum(p.numel() for p in unet.parameters())
     backbone = sum(p.numel() for p in unet.backbone.parameters())
-    return {"preset": preset, "step": kind, "gflops": round(flops / 1e9, 1), "params_m": round(params / 1e6, 1),
+    return {"preset": preset, "step": kind, "checkpointing": checkpointing, "gflops": round(flops / 1e9, 1),
+            "params_m": round(params / 1e6, 1),
             "backbone_params_m": round(backbone / 1e6, 1), "activations_gib_fp32": round(saved / 2**30, 2)}  # fmt: skip
 
 
@@ -134,7 +139,7 @@ def main() -> None:
     torch.set_num_threads(1)
     for preset in args.count:
         for kind in STAGES:
-            print(json.dumps(count(preset, kind)), flush=True)
+            print(json.dumps(count(preset, kind, args.checkpointing)), flush=True)
     for preset in args.measure:
         for kind in STAGES:
             print(json.dumps(measure(preset, kind, args.repeats, args.checkpointing)), flush=True)

@@ -127,3 +127,19 @@ def test_default_stand_in_videos(tmp_path):
     scored = score_prepared(videos, out)["shots"]
     assert [s["verdict"] for s in scored] == [s["file_label"] for s in scored]
     assert all(s["crop_iou_mean"] > 0.8 for s in scored if s["verdict"] == "ok")
+
+
+def test_missing_sync_weights_offline_fail_before_any_file(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "clip.mp4").write_bytes(b"not checked yet")
+    assert main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--sync", "syncnet"]) == 2
+    assert "hf download ByteDance/LatentSync-1.5 stable_syncnet.pt" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_broken_file_is_rejected_not_fatal(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.mp4").write_bytes(b"\x00" * 2048)
+    assert main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--sync", "none"]) == 0
+    rejected = [json.loads(line) for line in (tmp_path / "out" / "rejections.jsonl").read_text().splitlines()]
+    assert [r["reason"] for r in rejected] == ["unreadable"] and "broken.mp4" in rejected[0]["detail"]

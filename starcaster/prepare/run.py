@@ -201,7 +201,7 @@ def _process(path: Path, name: str, config: PrepareConfig) -> dict[str, Any]:
             return record
         wave = read_audio(path)
         signatures, detected, scale = _analyse(path, info, config)
-    except DecodeError as exc:
+    except (DecodeError, OSError) as exc:  # one broken file must not stop a long job
         record["rejected"].append({**_rejection(name, path, 0, 0, "unreadable", config.fps), "detail": str(exc)})
         return record
     segments = [
@@ -266,6 +266,8 @@ def _context():
 
 def prepare_dataset(videos: list[Path], config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     """Prepare every video (``workers`` in parallel), then write manifests and the summary."""
+    _detector(config.detector)  # fail before writing anything (missing weights, offline), and
+    _scorer(config.sync, config.sync_source)  # load once: forked workers inherit them
     config.out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(videos), desc="prepare", unit="video", disable=not progress)
     records = []

@@ -22,7 +22,9 @@ def test_real_small_recipe_trains_on_prepared_wild_videos_in_two_processes(tmp_p
 
     write_wild_videos(tmp_path / "wild")
     data = tmp_path / "prepared"
-    assert main(["prepare", str(tmp_path / "wild"), "--out", str(data), "--resolution", "128", "--sync", "synthtalk"]) == 0
+    assert (
+        main(["prepare", str(tmp_path / "wild"), "--out", str(data), "--resolution", "128", "--sync", "synthtalk"]) == 0
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/cpu-gloo.yaml"]
     train = ["-m", "starcaster", "train", "--config", "configs/real-small.yaml", "--data", str(data)]
@@ -33,5 +35,5 @@ def test_real_small_recipe_trains_on_prepared_wild_videos_in_two_processes(tmp_p
         rows = list(csv.DictReader((tmp_path / "run" / stage / "log.csv").open()))
         assert len(rows) == steps and all(np.isfinite(float(r["loss"])) for r in rows)
     pipe = STARCasterPipeline.from_pretrained(tmp_path / "export")
-    assert pipe.unet.config.latent_channels == 4 and pipe.vae.config.scaling_factor == pytest.approx(0.18215)
-    assert pipe.unet.config.block_out_channels == [32, 64, 128, 128] and pipe.image_size == 128
+    assert pipe.unet.config.latent_channels == 4 and len(pipe.vae.config.block_out_channels) == 4  # 1/8 latents
+    assert list(pipe.unet.config.block_out_channels) == [32, 64, 128, 128] and pipe.image_size == 128

@@ -5,7 +5,7 @@
 
 ``create_demo(pipe, info)`` builds the page; nothing is loaded at import time. The app is
 thin: inputs are checked by the package's front ends (``STARCasterError`` → ``gr.Error``),
-generation is ``pipe.start(...)`` whose chunks stream into a preview and an mp4. Named API
+generation is ``pipe.start(...)`` whose chunks stream into a live player and an mp4. Named API
 endpoints (``gradio_client``): ``/generate``, ``/extract_identity``, ``/sample_identity``,
 ``/blend_identities``. See docs/app.md.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from starcaster import STARCasterError, __version__
+from starcaster import GenerationRequest, STARCasterError, __version__
 from starcaster.app_support import CheckpointInfo, gpu_seconds, load_app_pipeline, run_record
 
 try:  # Hugging Face ZeroGPU; locally (no SPACES_ZERO_GPU) ``spaces.GPU`` returns the function unchanged
@@ -48,12 +48,14 @@ EXAMPLES = HERE / "examples"
 CAMERA_PATHS = ["static", "orbit", "nod", "sweep"]
 FV_KINDS = ["sweep (one instant, many views)", "orbit video"]
 FV_SOURCES = ["a portrait", "the identity from the 'From an identity' tab"]
-MODES = ("portrait", "identity", "free")
+MODES = ("portrait", "identity", "free", "live")
 DEFAULT_MAX_AUDIO_SECONDS = 20.0
 DEFAULT_QUEUE_SIZE = 16
 MAX_SEED = 2**31 - 1
-PREVIEW_FRAME = 96  # px: preview frames are upscaled (nearest) to at least this size
-PREVIEW_ROWS = 6  # the preview shows the latest chunks, one row each
+FIRST_SEGMENT_S = 0.3  # the live player starts after this much video (≈ one or two chunks)
+SEGMENT_S = 0.5  # later pieces of the live stream: seconds of video each
+LIVE_MIC_EVERY_S = 0.25  # the microphone's samples reach the server this often
+LIVE_LEAD_S = 2.0  # the page's generation runs at most this far ahead of playback, so steering acts soon
 RETURNED_FILES_TTL_S = 60.0
 CACHE_SWEEP = (1800, 3600)  # delete_cache: every 30 min, files older than 1 h
 EMBEDDING_TYPES = [".npy", ".pt", ".pth", ".safetensors", ".json"]
@@ -142,6 +144,9 @@ class DemoApp:
         self.max_elevation = float(cfg.get("max_elevation", 30.0))
         self.max_context = int(cfg.max_context_frames) - 1
         self.generate_on_gpu = _gpu(self._gpu_duration)(self._chunks)
+        self._runs: dict[str, object] = {}  # session → the run it is streaming (steered by the sliders)
+        self._live: dict[str, object] = {}  # session → its LiveSession (microphone mode)
+        self._live_dirs: dict[str, Path] = {}
 
     # -- files ----------------------------------------------------------------------------
     def _run_dir(self, request: gr.Request | None) -> Path:
@@ -161,8 +166,17 @@ class DemoApp:
             self._returned.append((now, folder))
         return folder
 
+    def _retire(self, folder: Path) -> None:
+        """Remove ``folder`` with the returned files, a minute from now."""
+        with self._sweep_lock:
+            self._returned.append((time.monotonic(), folder))
+
     def end_session(self, request: gr.Request) -> None:
-        """``demo.unload``: drop whatever a closed page left behind."""
+        """``demo.unload``: drop whatever a closed page left behind (a live session included)."""
+        if request is not None and (live := self._live.pop(request.session_hash or "", None)) is not None:
+            live.close()
+            self._runs.pop(request.session_hash, None)
+            shutil.rmtree(self._live_dirs.pop(request.session_hash), ignore_errors=True)
         if request is not None and request.session_hash:
             shutil.rmtree(self.work_dir / request.session_hash, ignore_errors=True)
 
@@ -242,8 +256,8 @@ class DemoApp:
         azimuth: float = 0.0,
         elevation: float = 0.0,
         camera_path: str = "static",
-        chunk_length: int = 4,
-        num_inference_steps: int = 4,
+        chunk_length: int = GenerationRequest.chunk_length,
+        num_inference_steps: int = GenerationRequest.num_inference_steps,
         guidance_scale_audio: float = 1.0,
         guidance_scale_identity: float = 1.0,
         seed: float = 0,
@@ -255,8 +269,9 @@ class DemoApp:
         refine_details: bool = True,
         progress=gr.Progress(),  # noqa: B008 — Gradio injects the tracker through this default
         request: gr.Request = None,
+        paced: bool = False,
     ) -> Iterator[tuple]:
-        """Yield (preview image, video, identity.npy, settings.json, status, seed): a preview per chunk, then files."""
+        """Yield (live segment, video, identity.npy, settings.json, status, seed): live pieces, then the files."""
         wave, audio_info = self._load_audio(audio)
         if (image is None) == (embedding is None):
             raise _fail(
@@ -270,7 +285,8 @@ class DemoApp:
             gr.Warning(warning)
         run_dir = self._run_dir(request)
         try:
-            yield from self._stream(settings, wave, run_dir, image, embedding, audio, progress)
+            session = getattr(request, "session_hash", None)
+            yield from self._stream(settings, wave, run_dir, image, embedding, audio, progress, session, paced)
         finally:  # the files were copied into Gradio's cache when the last value was sent
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -304,46 +320,71 @@ class DemoApp:
             settings.update(num_frames=int(given["sweep_views"]), sweep_moment=float(given["sweep_moment"]))
         return settings
 
-    def _stream(self, settings, wave, run_dir: Path, image, embedding, audio, progress) -> Iterator[tuple]:
+    def _stream(
+        self, settings, wave, run_dir: Path, image, embedding, audio, progress, session, paced=False
+    ) -> Iterator[tuple]:
+        """Write the mp4 as chunks arrive and hand the live player a segment every ``SEGMENT_S`` s.
+
+        ``paced`` (the page): generation waits while it is more than ``LIVE_LEAD_S`` of video ahead
+        of real time since the first segment, so a slider moved while it plays turns the camera
+        within about that much video, and the CPU is free for other visitors meanwhile."""
         from starcaster.video import VideoWriter
 
+        pacer = _Pacer(LIVE_LEAD_S)
         started, seed = time.perf_counter(), settings["seed"]
-        chunks = self.generate_on_gpu(settings, wave, image, embedding)
+        chunks = self.generate_on_gpu(settings, wave, image, embedding, session)
         header = _next_or_error(chunks)
         video_path = run_dir / f"starcaster_seed{seed}.mp4"
-        rows: list[np.ndarray] = []
+        segments = _Segments(run_dir, header["fps"], header["audio"])
         progress((0, header["num_frames"]), desc="starting", unit="frames")
+        footer: dict = {}
         with VideoWriter(video_path, header["fps"], header["audio"]) as writer:
             while (chunk := _next_or_error(chunks)) is not None:
+                if type(chunk) is dict:  # after the last chunk: the views rendered (ChunkOutput is a dict subclass)
+                    footer = chunk
+                    continue
                 writer.write(chunk.frames)
-                rows = [*rows, _preview_row(chunk.frames, settings["chunk_length"])][-PREVIEW_ROWS:]
                 done = chunk.start + len(chunk.frames)
                 eta = (time.perf_counter() - started) / done * (chunk.total_frames - done)
                 desc = f"chunk {chunk.index + 1}/{chunk.num_chunks} · ETA {eta:.0f} s"
                 progress((done, chunk.total_frames), desc=desc, unit="frames")
-                status = f"Generating… {desc} · frames {chunk.start}–{done - 1} · azimuth {chunk.azimuth[0]:.0f}°"
-                yield np.concatenate(rows), gr.skip(), gr.skip(), gr.skip(), status, seed
+                status = f"Generating… {desc} · frames {chunk.start}–{done - 1} · azimuth {chunk.azimuth[-1]:.0f}°"
+                if (piece := segments.add(chunk.frames)) is not None:
+                    yield str(piece), gr.skip(), gr.skip(), gr.skip(), status, seed
+                    if paced:
+                        pacer.wait(done / header["fps"])
+        last = segments.flush()
         elapsed = time.perf_counter() - started
-        identity_path, settings_path = self._write_record(run_dir, header, settings, elapsed, image, embedding, audio)
-        first, last = header["azimuth"]
+        views = footer.get("views")
+        identity_path, settings_path = self._write_record(
+            run_dir, header, settings, elapsed, image, embedding, audio, views
+        )
+        first, last_view = (views.azimuth[0], views.azimuth[-1]) if views is not None else header["azimuth"]
         status = (
             f"Done: {writer.frames_written} frames at {header['fps']:g} fps in {elapsed:.1f} s · seed {seed} · "
-            f"azimuth {first:.0f}° → {last:.0f}°"
+            f"azimuth {first:.0f}° → {last_view:.0f}°"
         )
-        yield np.concatenate(rows), str(video_path), str(identity_path), str(settings_path), status, seed
+        yield (str(last) if last else gr.skip()), str(video_path), str(identity_path), str(settings_path), status, seed
 
-    def _write_record(self, run_dir: Path, header, settings, elapsed, image, embedding, audio) -> tuple[Path, Path]:
-        """Save the identity used (.npy) and the settings JSON next to the video."""
+    def _write_record(
+        self, run_dir: Path, header, settings, elapsed, image, embedding, audio, views=None
+    ) -> tuple[Path, Path]:
+        """Save the identity used (.npy) and the settings JSON (with the per-frame views rendered) next to the video."""
         identity_path = run_dir / "identity.npy"
         np.save(identity_path, header["identity_embedding"])
         inputs = {"image": _name(image), "embedding": _name(embedding), "audio": _name(audio)}
         record = run_record(self.info, settings, inputs=inputs)
         record["seconds"] = round(elapsed, 2)
+        if views is not None:  # what the camera did, including any steering while it streamed
+            record["views"] = {
+                "azimuth": [round(float(a), 2) for a in views.azimuth],
+                "elevation": [round(float(e), 2) for e in views.elevation],
+            }
         settings_path = run_dir / f"settings_seed{settings['seed']}.json"
         settings_path.write_text(json.dumps(record, indent=2) + "\n")
         return identity_path, settings_path
 
-    def _gpu_duration(self, settings: dict, wave: np.ndarray, image, embedding) -> int:
+    def _gpu_duration(self, settings: dict, wave: np.ndarray, image, embedding, session=None) -> int:
         return gpu_seconds(
             len(wave) / 16_000,
             settings["fps"],
@@ -353,8 +394,11 @@ class DemoApp:
             self.max_audio_seconds,
         )
 
-    def _chunks(self, settings: dict, wave: np.ndarray, image, embedding) -> Iterator:
-        """The GPU part (``spaces.GPU``): a header dict, then every ``ChunkOutput``."""
+    def _chunks(self, settings: dict, wave: np.ndarray, image, embedding, session: str | None = None) -> Iterator:
+        """The GPU part (``spaces.GPU``): a header dict, every ``ChunkOutput``, then ``{"views": ...}``.
+
+        While it runs, the page's sliders steer it (``steer``) through ``self._runs[session]``.
+        """
         import torch
 
         kwargs = {k: v for k, v in settings.items() if k not in ("seed", "sweep_moment")}
@@ -376,17 +420,103 @@ class DemoApp:
             "identity_embedding": run.identity_embedding,
             "azimuth": (float(run.views.azimuth[0]), float(run.views.azimuth[-1])),
         }
-        while True:
-            with self._lock:  # a cancelled run's last chunk finishes before the next run's first
-                chunk = next(run.chunks, None)
-            if chunk is None:
-                return
-            yield chunk
+        steerable = session is not None and settings["camera_path"] == "static"
+        if steerable:
+            self._runs[session] = run
+        try:
+            yield from run.chunks  # the pipeline computes one chunk at a time across runs
+        finally:
+            if steerable and self._runs.get(session) is run:
+                del self._runs[session]
+            run.cancel()
+            run.chunks.close()
+        yield {"views": run.views}
+
+    def steer(self, azimuth: float, elevation: float, chunk_length: float, request: gr.Request = None) -> None:
+        """A slider moved: the run this page is streaming turns its camera for the chunks to come."""
+        run = self._runs.get(getattr(request, "session_hash", None) or "")
+        if run is None:
+            return
+        try:
+            run.steer(azimuth=float(azimuth), elevation=float(elevation), chunk_length=int(chunk_length))
+        except STARCasterError as exc:
+            gr.Warning(str(exc))
+
+    # -- live microphone -------------------------------------------------------------------
+    @_reported
+    def live_step(
+        self, recorded, portrait: str | None, azimuth: float, elevation: float, seed: float, request: gr.Request = None
+    ):
+        """A piece of microphone audio arrived: feed it, hand the player the chunks finished since."""
+        key = getattr(request, "session_hash", None) or "api"
+        session = self._live.get(key)
+        if session is None:
+            session = self._start_live(key, portrait, azimuth, elevation, seed)
+        if recorded is not None:
+            rate, samples = recorded
+            session.push(samples, int(rate))
+        done, _ = session.collect()
+        return self._live_segment(key, session, done)
+
+    def _start_live(self, key: str, portrait, azimuth, elevation, seed):
+        import torch
+
+        from starcaster.live import LiveSession
+
+        if not portrait:
+            raise _fail("Upload a portrait (or pick an example) for the live mode first, then speak.")
+        with self._lock:
+            session = LiveSession(
+                self.pipe,
+                image=portrait,
+                azimuth=float(azimuth),
+                elevation=float(elevation),
+                generator=torch.Generator().manual_seed(_seed(seed)),
+            )
+        self._live[key], self._runs[key] = session, session.run
+        self._live_dirs[key] = self._run_dir(None)
+        return session
+
+    def _live_segment(self, key: str, session, done: list) -> tuple:
+        from starcaster.video import encode_segment
+
+        latency = np.mean(session.latencies[-25:]) if session.latencies else float("nan")
+        status = f"Live: {session.received / 16_000:.1f} s heard · latency {latency:.2f} s"
+        if not done:
+            return gr.skip(), status
+        frames = np.concatenate([c.chunk.frames for c in done])
+        audio = np.concatenate([c.audio for c in done])
+        folder = self._live_dirs[key]
+        for old in folder.glob("live_*.mp4"):  # Gradio read it when it was returned
+            old.unlink(missing_ok=True)
+        path = encode_segment(folder / f"live_{done[0].chunk.start:06d}.mp4", frames, session.fps, audio)
+        return str(path), status
+
+    @_reported
+    def live_stop(self, request: gr.Request = None):
+        """The microphone stopped: the last frames are drawn from what was heard, then the session ends."""
+        key = getattr(request, "session_hash", None) or "api"
+        session = self._live.pop(key, None)
+        if session is None:
+            return gr.skip(), "Live: not running."
+        session.end()
+        done, over = [], False
+        while not over:
+            more, over = session.collect(wait=10.0)
+            done += more
+        session.close()
+        self._runs.pop(key, None)
+        heard = session.received / 16_000
+        latency = np.mean(session.latencies) if session.latencies else float("nan")
+        segment, _ = self._live_segment(key, session, done)
+        self._retire(self._live_dirs.pop(key))  # its last segment is still being handed out
+        return segment, f"Live session over: {heard:.1f} s of speech, mean latency {latency:.2f} s per frame."
 
     # -- UI routing ------------------------------------------------------------------------
     @_reported
     def generate_ui(
         self,
+        request: gr.Request,  # positional: Gradio injects special arguments only there (not after *settings)
         mode: str,
         portrait: str | None,
         identity_file: str | None,
@@ -399,12 +529,13 @@ class DemoApp:
         camera_path: str,
         *settings,
         progress=gr.Progress(),  # noqa: B008
-        request: gr.Request = None,
     ) -> Iterator[tuple]:
         """The page's Generate button: pick the identity and camera path from the active tab."""
         image, embedding = (portrait, None) if mode == "portrait" else (None, identity_file)
         if mode == "portrait" and not portrait:
             raise _fail("Upload a portrait (or pick an example) in the 'Animate a portrait' tab.")
+        if mode == "live":
+            raise _fail("In the live tab, record with the microphone: the video follows as you speak.")
         if mode == "identity" and not identity_file:
             raise _fail("Set an identity first: upload an embedding file, sample a random one, or blend two.")
         if mode == "free":
@@ -415,7 +546,16 @@ class DemoApp:
                 where = "a portrait in this tab" if use_portrait else "an identity in the 'From an identity' tab"
                 raise _fail(f"Free viewpoint needs {where}.")
         yield from self.generate(
-            image, embedding, audio, azimuth, elevation, camera_path, *settings, progress=progress, request=request
+            image,
+            embedding,
+            audio,
+            azimuth,
+            elevation,
+            camera_path,
+            *settings,
+            progress=progress,
+            request=request,
+            paced=camera_path == "static",  # a steerable run plays as it is made
         )
 
 
@@ -477,14 +617,49 @@ def _seed(value) -> int:
     return seed
 
 
-def _preview_row(frames: np.ndarray, chunk_length: int) -> np.ndarray:
-    """A chunk's frames side by side (padded to ``chunk_length``), upscaled (nearest) to ``PREVIEW_FRAME`` px."""
-    frames = np.asarray(frames)
-    if len(frames) < chunk_length:  # the last chunk may be short
-        frames = np.concatenate([frames, np.full((chunk_length - len(frames), *frames.shape[1:]), 255, np.uint8)])
-    row = np.concatenate(list(frames), axis=1)  # [H, F·W, 3]
-    factor = max(1, PREVIEW_FRAME // row.shape[0])
-    return row.repeat(factor, axis=0).repeat(factor, axis=1)
+class _Pacer:
+    """Keeps generation at most ``lead`` seconds of video ahead of the wall clock (from the first call)."""
+
+    def __init__(self, lead: float):
+        self.lead, self.started = lead, None
+
+    def wait(self, video_seconds: float) -> None:
+        now = time.perf_counter()
+        self.started = self.started or now
+        ahead = video_seconds - (now - self.started) - self.lead
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+class _Segments:
+    """Groups finished chunks into the live player's pieces (mp4 segments with their audio slice)."""
+
+    def __init__(self, folder: Path, fps: float, audio: np.ndarray | None):
+        self.folder, self.fps, self.audio = folder, float(fps), audio
+        self.frames: list[np.ndarray] = []
+        self.start = 0  # first frame of the piece being gathered
+        self.count = 0
+
+    def add(self, frames: np.ndarray) -> Path | None:
+        """Gather a chunk; return a segment file once enough video for the next piece is there."""
+        self.frames.append(np.asarray(frames))
+        target = FIRST_SEGMENT_S if self.count == 0 else SEGMENT_S
+        return self.flush() if sum(len(f) for f in self.frames) >= target * self.fps else None
+
+    def flush(self) -> Path | None:
+        from starcaster.video import encode_segment
+
+        if not self.frames:
+            return None
+        frames = np.concatenate(self.frames)
+        stop = self.start + len(frames)
+        audio = None
+        if self.audio is not None:
+            lo, hi = round(self.start * 16_000 / self.fps), round(stop * 16_000 / self.fps)
+            audio = np.pad(self.audio[lo:hi], (0, max(0, hi - lo - len(self.audio[lo:hi]))))
+        path = encode_segment(self.folder / f"live_{self.count:05d}.mp4", frames, self.fps, audio)
+        self.frames, self.start, self.count = [], stop, self.count + 1
+        return path
 
 
 def _name(path) -> str | None:
@@ -515,6 +690,7 @@ def create_demo(
         _remove_stale_work_dirs(Path(tempfile.gettempdir()))
         work_dir = Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-"))
     work_dir = Path(work_dir)
+    pipe.warm_up()  # the first visitor should not wait for librosa's start-up
     app = DemoApp(pipe, info, max_audio_seconds, work_dir)
     with gr.Blocks(title="STARCaster", delete_cache=CACHE_SWEEP) as demo:
         _header(app)
@@ -550,11 +726,40 @@ def create_demo(
             concurrency_limit=concurrency_limit,
         )
         stop_btn.click(None, cancels=[ui_event, api_event], api_visibility="private")
+        _wire_steering(app, controls)
+        _wire_live(app, ids, controls, outputs)
         demo.unload(app.end_session)
     _guard_inputs(demo)
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency_limit)
     demo.starcaster_app = app  # for tests and tools
     return demo
+
+
+def _wire_steering(app: DemoApp, controls: list) -> None:
+    """Azimuth, elevation and chunk length steer the run this page is streaming (not queued)."""
+    azimuth, elevation, chunk = controls[0], controls[1], controls[3]
+    for slider in (azimuth, elevation, chunk):
+        slider.change(
+            app.steer, [azimuth, elevation, chunk], None, api_visibility="private", queue=False, show_progress="hidden"
+        )
+
+
+def _wire_live(app: DemoApp, ids: dict, controls: list, outputs: list) -> None:
+    """The microphone streams to ``live_step`` every ``LIVE_MIC_EVERY_S``; its pieces go to the live player."""
+    live, status = outputs[0], outputs[4]
+    inputs = [ids["live_mic"], ids["live_portrait"], controls[0], controls[1], controls[7]]
+    ids["live_mic"].stream(
+        app.live_step,
+        inputs,
+        [live, status],
+        stream_every=LIVE_MIC_EVERY_S,
+        time_limit=600,
+        concurrency_id="live",
+        concurrency_limit=2,
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    ids["live_mic"].stop_recording(app.live_stop, None, [live, status], api_visibility="private")
 
 
 def _remove_stale_work_dirs(root: Path) -> None:
@@ -607,7 +812,21 @@ def _identity_tabs(app: DemoApp, mode: gr.State) -> dict:
             ids["identity"] = _identity_tab(app)
         with gr.Tab("Free viewpoint", id="free") as ids["tab_free"]:
             ids.update(_free_viewpoint_tab())
+        with gr.Tab("Live microphone", id="live") as ids["tab_live"]:
+            ids.update(_live_tab())
     return ids
+
+
+def _live_tab() -> dict:
+    gr.Markdown(
+        "Speak into the microphone: the portrait lip-syncs your speech chunk by chunk while you talk, in the player "
+        "on the right (the azimuth and elevation sliders turn the camera live). Stop the recording to end."
+    )
+    portrait = gr.Image(label="Portrait", type="filepath", height=200, elem_id="live-portrait")
+    if examples := _example_files("portraits", "*.png"):
+        gr.Examples(examples, inputs=portrait, label="Example portraits")
+    mic = gr.Audio(label="Microphone (live)", sources=["microphone"], streaming=True, type="numpy", elem_id="live-mic")
+    return {"live_portrait": portrait, "live_mic": mic}
 
 
 def _track_mode(ids: dict, mode: gr.State, camera_path: gr.Dropdown) -> None:
@@ -703,8 +922,12 @@ def _controls(app: DemoApp) -> list:
         randomize = gr.Checkbox(False, label="Randomize seed")
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
-            chunk = gr.Slider(1, 16, 4, step=1, label="Chunk length (frames per AR chunk)")
-            steps = gr.Slider(1, 50, 4, step=1, label="Denoising steps per chunk")
+            chunk = gr.Slider(
+                1, 16, GenerationRequest.chunk_length, step=1, label="Chunk length (frames per AR chunk; steers live)"
+            )
+            steps = gr.Slider(
+                1, 50, GenerationRequest.num_inference_steps, step=1, label="Denoising steps per chunk (1 is enough)"
+            )
         with gr.Row():
             guidance_audio = gr.Slider(0, 10, 1.0, step=0.1, label="Audio guidance (1 = off)")
             guidance_identity = gr.Slider(0, 10, 1.0, step=0.1, label="Identity guidance (1 = off)")
@@ -740,20 +963,21 @@ def _controls(app: DemoApp) -> list:
 
 
 def _outputs() -> list:
-    preview = gr.Image(
-        label="Chunks as they finish (latest rows; one row per chunk)",
+    live = gr.Video(
+        label="Live: plays while later chunks are generated (sliders steer the camera)",
+        streaming=True,
+        autoplay=True,
         interactive=False,
-        height=240,
-        format="png",
-        elem_id="preview",
+        height=300,
+        elem_id="live-video",
     )
-    video = gr.Video(label="Video (with audio)", elem_id="result-video", autoplay=False, height=360)
+    video = gr.Video(label="Finished video (mp4 with audio, to download)", elem_id="result-video", height=240)
     with gr.Row():
         identity = gr.File(label="Identity used (.npy)")
-        settings = gr.File(label="Settings + seed (.json)")
+        settings = gr.File(label="Settings + seed + views (.json)", elem_id="settings-file")
     status = gr.Markdown(elem_id="status")
     seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
-    return [preview, video, identity, settings, status, seed_used]
+    return [live, video, identity, settings, status, seed_used]
 
 
 # ---------------------------------------------------------------------------------------

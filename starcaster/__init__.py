@@ -19,6 +19,7 @@ BUNDLED_CHECKPOINT = "checkpoints/starcaster-synth"
 _LAZY = {
     "STARCasterPipeline": ".pipeline",
     "GenerationRun": ".pipeline",
+    "GenerationRequest": ".request",
     "ChunkOutput": ".pipeline_output",
     "STARCasterPipelineOutput": ".pipeline_output",
     "STARCasterUNet": ".models.unet",

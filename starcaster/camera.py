@@ -7,6 +7,7 @@ frame count, so a path renders the same on any machine and the app can preview i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -91,3 +92,58 @@ def _broadcast(value: float | np.ndarray, num_frames: int, name: str) -> np.ndar
             f"Per-frame {name} must have one value per video frame ({num_frames}); got shape {array.shape}."
         )
     return array
+
+
+class ViewSteering:
+    """The view a running video heads for, changed while it streams (``GenerationRun.steer``).
+
+    Until the first ``steer`` the run follows its planned ``ViewTrack``; after that each new
+    frame moves from the last rendered view towards the target with a first-order lag
+    (time constant ``lag_s``) capped at ``max_speed`` °/s, so a slider dragged mid-stream turns
+    the camera smoothly — no jump at a chunk boundary, no restart. Thread-safe: the UI thread
+    steers, the generating thread reads.
+    """
+
+    def __init__(self, planned: ViewTrack, max_speed: float = 120.0, lag_s: float = 0.2):
+        self.planned, self.max_speed, self.lag_s = planned, float(max_speed), float(lag_s)
+        self.target: tuple[float, float] | None = None
+        self._last: tuple[float, float] | None = None
+        self._lock = threading.Lock()
+
+    def steer(self, azimuth: float | None = None, elevation: float | None = None) -> None:
+        with self._lock:
+            base = self.target or self._last or (float(self.planned.azimuth[0]), float(self.planned.elevation[0]))
+            self.target = (
+                base[0] if azimuth is None else float(azimuth),
+                base[1] if elevation is None else float(elevation),
+            )
+
+    def views(self, start: int, stop: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-frame ``(azimuth, elevation)`` ``[stop - start]`` for the frames about to be generated."""
+        with self._lock:
+            target = self.target
+        if target is None:
+            az, el = self._planned(start, stop)
+            self._last = (float(az[-1]), float(el[-1]))
+            return az, el
+        if self._last is None:  # steered before the first frame: start from the planned view
+            az, el = self._planned(start, start + 1)
+            self._last = (float(az[0]), float(el[0]))
+        return self._eased(stop - start, target, fps)
+
+    def _planned(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.planned)
+        index = np.minimum(np.arange(start, stop), n - 1)  # a live run may outgrow its plan: hold the last view
+        return self.planned.azimuth[index], self.planned.elevation[index]
+
+    def _eased(self, count: int, target: tuple[float, float], fps: float) -> tuple[np.ndarray, np.ndarray]:
+        keep = float(np.exp(-1.0 / (fps * self.lag_s)))
+        cap = self.max_speed / fps
+        current = np.array(self._last, np.float64)
+        goal = np.array(target, np.float64)
+        out = np.empty((count, 2), np.float32)
+        for i in range(count):
+            current = current + np.clip((goal - current) * (1.0 - keep), -cap, cap)
+            out[i] = current
+        self._last = (float(current[0]), float(current[1]))
+        return out[:, 0], out[:, 1]

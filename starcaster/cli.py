@@ -20,6 +20,7 @@ EXIT_USAGE = 2
 # -- generate ---------------------------------------------------------------------------
 def _add_generate(p: argparse.ArgumentParser) -> None:
     from . import BUNDLED_CHECKPOINT
+    from .request import GenerationRequest as defaults
 
     p.add_argument("--checkpoint", default=BUNDLED_CHECKPOINT, help="local folder or Hub repo id[@revision]")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
@@ -30,15 +31,19 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--azimuth", type=float, default=0.0, help="view azimuth in degrees (0 = frontal)")
     p.add_argument("--elevation", type=float, default=0.0, help="view elevation in degrees")
     p.add_argument("--camera-path", choices=["static", "orbit", "nod", "sweep"], default="static")
-    p.add_argument("--chunk-length", type=int, default=4, help="frames per autoregressive chunk")
-    p.add_argument("--steps", type=int, default=4, help="denoising steps per chunk")
+    p.add_argument("--chunk-length", type=int, default=defaults.chunk_length, help="frames per autoregressive chunk")
+    p.add_argument(
+        "--steps", type=int, default=defaults.num_inference_steps, help="denoising steps per chunk (4: the old default)"
+    )
     p.add_argument("--guidance-audio", type=float, default=1.0)
     p.add_argument("--guidance-identity", type=float, default=1.0)
     p.add_argument("--guidance-camera", type=float, default=1.0, help="camera CFG (2 holds the view better)")
     p.add_argument(
         "--noise-sharing", type=float, default=1.0, help="share of the starting noise common to all frames (0-1)"
     )
-    p.add_argument("--context-frames", type=int, default=8, help="rolling KV-cache window, in frames")
+    p.add_argument(
+        "--context-frames", type=int, default=defaults.context_frames, help="rolling KV-cache window, in frames"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--trim-silence", action="store_true", help="cut leading/trailing silence from the audio")
@@ -103,7 +108,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     )
     run = pipe.start(**settings)
     with (
-        VideoWriter(out, args.fps, run.audio) as writer,
+        VideoWriter(out, args.fps, run.audio, audio_file=run.audio_file) as writer,
         tqdm(total=run.num_frames, unit="frame", desc="generating") as bar,
     ):
         for chunk in run.chunks:
@@ -235,6 +240,9 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--guidance-camera", type=float, default=1.0, help="camera CFG scale of the model row")
     p.add_argument("--noise-sharing", type=float, default=1.0, help="shared starting noise of the model row")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps per chunk (default: the pipeline's)")
+    p.add_argument("--chunk-length", type=int, default=None, help="frames per chunk (default: the pipeline's)")
+    p.add_argument("--context-frames", type=int, default=None, help="KV-cache window (default: the pipeline's)")
     p.add_argument(
         "--no-identity-prior",
         action="store_true",
@@ -270,6 +278,13 @@ def _run_eval(args: argparse.Namespace) -> int:
         use_identity_prior=not args.no_identity_prior,
         use_refiner=not args.no_refiner,
     )
+    for name, value in (
+        ("num_inference_steps", args.steps),
+        ("chunk_length", args.chunk_length),
+        ("context_frames", args.context_frames),
+    ):
+        if value is not None:
+            setattr(config, name, value)
     results = run_benchmark(split_dir, pipe, config)
     print(format_table(results))
     if args.out:
@@ -401,8 +416,18 @@ def _quiet_libraries() -> None:
     diffusers_logging.set_verbosity_error()
 
 
+def _terminate_as_interrupt(signum, frame) -> None:
+    """SIGTERM (a stopped job, a closed terminal) unwinds like Ctrl-C, so no partial file stays behind."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():  # signals can only be set there
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     _quiet_libraries()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

@@ -29,10 +29,19 @@ class VideoWriteError(STARCasterError):
 class VideoWriter:
     """Context manager: ``with VideoWriter(path, fps, audio) as w: w.write(frames)``."""
 
-    def __init__(self, path: str | Path, fps: float, audio: np.ndarray | None = None, sample_rate: int = 16_000):
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        audio: np.ndarray | None = None,
+        sample_rate: int = 16_000,
+        audio_file: str | Path | None = None,
+    ):
+        """``audio``: samples to mux; or ``audio_file``: a recording ffmpeg muxes itself (a long one
+        the pipeline read in blocks, never whole in memory)."""
         self.path = Path(path)
         self.fps = float(fps)
-        self.audio, self.sample_rate = audio, sample_rate
+        self.audio, self.sample_rate, self.audio_file = audio, sample_rate, audio_file
         self._writer: FFMPEG_VideoWriter | None = None
         self._temp_dir: tempfile.TemporaryDirectory | None = None
         self._partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
@@ -57,7 +66,7 @@ class VideoWriter:
             self.frames_written += 1
 
     def _open(self, width: int, height: int) -> None:
-        audio_file = None
+        audio_file = None if self.audio_file is None else str(self.audio_file)
         if self.audio is not None:
             audio_file = os.path.join(self._temp_dir.name, "audio.wav")
             sf.write(audio_file, self.audio, self.sample_rate, subtype="PCM_16")
@@ -127,3 +136,38 @@ def write_video(
         for batch in frames:
             writer.write(batch)
     return Path(path)
+
+
+def encode_segment(
+    path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None, sample_rate: int = 16_000
+) -> Path:
+    """A short mp4 piece (H.264 + FLAC) of a stream: frames ``[F, H, W, 3]`` and their audio.
+
+    What Gradio's streaming video output plays as HLS segments while later chunks are still
+    being generated. The audio slice is the samples of exactly these frames, stored losslessly
+    (FLAC): AAC would pad and trim each piece to its 1,024-sample frames, and Gradio re-encodes
+    the audio of every segment anyway, so picture and sound stay in sync. ffmpeg reads the frames from a pipe (argument list,
+    no shell); the audio goes through a WAV file beside the segment, removed afterwards.
+    """
+    import subprocess
+
+    import imageio_ffmpeg
+
+    path = Path(path)
+    frames = np.ascontiguousarray(np.asarray(frames, dtype=np.uint8))
+    height, width = frames.shape[1:3]
+    args = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    args += ["-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "pipe:0"]
+    wav = path.with_suffix(".wav")
+    if audio is not None and len(audio):
+        sf.write(wav, np.asarray(audio, np.float32), sample_rate, subtype="PCM_16")
+        args += ["-i", str(wav), "-c:a", "flac", "-strict", "-2"]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p"]
+    args += ["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-movflags", "+faststart", str(path)]
+    try:
+        result = subprocess.run(args, input=frames.tobytes(), capture_output=True, check=False, timeout=60)
+    finally:
+        wav.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise VideoWriteError(f"Encoding a stream segment failed: {_reason(result.stderr.decode(errors='replace'))}")
+    return path

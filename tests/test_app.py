@@ -74,10 +74,13 @@ def test_api_lists_named_endpoints(client):
 
 
 def test_generate_from_portrait(client, speech_file, served):
-    preview, video, identity, settings, status, seed = _generate(client, image=PORTRAIT, audio=speech_file, seed=5)
+    live, video, identity, settings, status, seed = _generate(client, image=PORTRAIT, audio=speech_file, seed=5)
     frames, has_audio = _video_frames(video)
     assert frames == 8 and has_audio  # 0.75 s at 10 fps → ceil = 8 frames
-    assert Image.open(preview).size == (4 * 96, 2 * 96)  # two chunks of 4 frames: two rows, frames upscaled to 96 px
+    playlist = Path(live).read_text()  # the live player's HLS playlist: one piece per segment handed out
+    pieces = [float(line.split(":")[1].rstrip(",")) for line in playlist.splitlines() if line.startswith("#EXTINF")]
+    assert Path(live).suffix == ".m3u8" and len(pieces) >= 2  # 0.4 s (the ≥ 0.3 s first piece), the rest, audio flush
+    assert 0.75 <= sum(pieces) <= 1.0  # the whole 0.8 s of video went out live
     assert np.load(identity).shape == (512,)
     record = json.loads(Path(settings).read_text())
     assert record["settings"]["seed"] == seed == 5

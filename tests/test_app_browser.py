@@ -8,7 +8,9 @@ docs/images/app_*.png (that is how the README's pictures are made).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -151,9 +153,85 @@ def test_generate_in_the_browser(page, speech_wave, tmp_path):
     status = driver.find_element("css selector", "#status").text
     assert status.startswith("Done:"), status
     assert "azimuth 30° → 30°" in status  # the slider value reached the pipeline
-    assert driver.find_elements("css selector", "#preview img")
+    assert driver.find_elements("css selector", "#live-video video")
     assert "outputs are noise" in driver.find_element("css selector", "#random-banner").text
     assert _screenshot(driver, "app_portrait", tmp_path).stat().st_size > 10_000
+    assert _console_errors(driver) == []
+
+
+@pytest.fixture(scope="module")
+def bundled_page(browser):
+    from starcaster import BUNDLED_CHECKPOINT, STARCasterPipeline
+
+    pipe = STARCasterPipeline.from_pretrained(ROOT / BUNDLED_CHECKPOINT)
+    with serve(pipe, max_audio_seconds=20.0) as (_, url):
+        browser.get(url)
+        _wait(browser, lambda d: d.find_elements("css selector", "#generate-btn"), 60, "the page to load")
+        yield browser
+
+
+def _live_state(driver):
+    """(the live player's current time, the status line)."""
+    return driver.execute_script(
+        "const v = document.querySelector('#live-video video');"
+        "const s = document.querySelector('#status');"
+        "return [v ? v.currentTime : 0, s ? s.innerText : ''];"
+    )
+
+
+def _fetch(driver, selector: str) -> bytes:
+    import urllib.request
+
+    url = driver.execute_script(f"const e = document.querySelector({selector!r}); return e && (e.href || e.src);")
+    assert url, f"no {selector} on the page"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+def test_live_playback_starts_before_generation_ends_and_the_camera_follows_the_slider(bundled_page, tmp_path):
+    """The bundled model on a 10 s clip: the live player moves while the status still says "Generating…";
+    the azimuth slider, moved mid-stream, turns the camera of the chunks still to come (the run's view track
+    and the pose expert on the finished video agree)."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    from starcaster.audio import load_audio
+    from starcaster.eval.harness import Experts
+
+    driver = bundled_page
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, np.tile(load_audio(ROOT / "examples" / "audio" / "weather.wav"), 6)[: 10 * 16_000], 16_000)
+    _set_slider(driver, "azimuth", 0)
+    _upload(driver, "portrait", PORTRAIT)
+    _wait(driver, lambda d: d.find_elements("css selector", "#portrait img"), 30, "the portrait preview")
+    _upload(driver, "speech", speech)
+    _wait(driver, lambda d: d.find_elements("css selector", "#speech audio, #speech .waveform-container"), 30, "audio")
+    pressed = time.perf_counter()
+    driver.find_element("css selector", "#generate-btn").click()
+    timeline = []
+
+    def moving(d):
+        state = _live_state(d)
+        timeline.append((round(time.perf_counter() - pressed, 2), round(state[0], 2), state[1][:40]))
+        return state[0] > 0.2 and state
+
+    playing = _wait(driver, moving, 120, "the live player to move")
+    print(timeline[::4])
+    first_motion = time.perf_counter() - pressed
+    progress = re.search(r"(\d+)/(\d+) frames", playing[1])  # the progress overlay, or the status line
+    assert playing[1].startswith("Generating") or (progress and int(progress[1]) < int(progress[2])), playing
+    _set_slider(driver, "azimuth", 45)  # steer mid-stream
+    _wait(driver, lambda d: _live_state(d)[1].startswith("Done:"), 300, "the end of generation")
+    record = json.loads(_fetch(driver, "#settings-file a"))
+    azimuth = np.array(record["views"]["azimuth"])
+    turned = int(np.argmax(azimuth > 1.0))
+    assert azimuth[0] == 0.0 and 0 < turned < len(azimuth) - 50 and azimuth[-25:].min() > 44.0, azimuth[::10]
+    video = tmp_path / "result.mp4"
+    video.write_bytes(_fetch(driver, "#result-video video"))
+    frames = iio.imread(video)
+    seen = Experts().view(frames)[:, 0]  # the pose expert's azimuth of every frame
+    assert abs(np.median(seen[: max(1, turned - 5)])) < 10.0 and abs(np.median(seen[-25:]) - 45.0) < 10.0
+    print(f"first moving frame {first_motion:.1f} s after Generate; camera turned at frame {turned}")
     assert _console_errors(driver) == []
 
 

@@ -37,6 +37,7 @@ from ..data.shards import load_manifest, read_clip
 from ..data.speech import resolve_engine, synthesize, voices
 from ..data.state import STATE_KEYS, FrameState
 from ..data.synthtalk import IDENTITY_RANGES
+from ..pipeline import GenerationRequest
 from . import metrics
 from .experts import WEIGHTS_DIR, load_expert, to_input
 from .training import sync_embeddings
@@ -52,8 +53,9 @@ class EvalConfig:
     max_clips: int | None = None  # talking4d clips of the split to use (None = all)
     max_views: int | None = None  # cameras per clip (None = all)
     seconds: float | None = None  # cut sequences to this length (None = full)
-    chunk_length: int = 4
-    num_inference_steps: int = 4
+    chunk_length: int = GenerationRequest.chunk_length  # the pipeline's defaults unless a row says otherwise
+    num_inference_steps: int = GenerationRequest.num_inference_steps
+    context_frames: int = GenerationRequest.context_frames
     guidance_scale_camera: float = 1.0
     noise_sharing: float = 1.0
     use_identity_prior: bool = True  # embedding mode: anchor on the checkpoint's identity prior, if it has one
@@ -236,6 +238,7 @@ def pipeline_videos(pipe, sequences: list[EvalSequence], fps: float, config: Eva
             elevation=seq["elevation"],
             chunk_length=config.chunk_length,
             num_inference_steps=config.num_inference_steps,
+            context_frames=config.context_frames,
             guidance_scale_camera=config.guidance_scale_camera,
             noise_sharing=config.noise_sharing,
             use_identity_prior=config.use_identity_prior,

@@ -1,0 +1,150 @@
+"""Live microphone mode: speech arrives in pieces, the portrait lip-syncs it chunk by chunk.
+
+``LiveSession`` starts a run whose audio is a live source (``STARCasterPipeline.live_audio``)
+and iterates its chunks on a background thread: each chunk is generated as soon as its
+audio — plus the feature window's look-ahead of ``context`` frames — has arrived. The front
+end ``push``es what the microphone recorded, ``collect``s the finished chunks (with their
+audio slice, to play in sync) and ``end``s the session when the speaker stops.
+
+Latency (audio in → matching frame out) is recorded per frame: for frame t, the time from
+the push that completed its audio span to the moment its chunk was collected
+(``latencies``); ``scripts/live_latency.py`` drives a session at real-time pace to measure it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .errors import InputError
+from .pipeline_output import ChunkOutput
+
+MAX_SESSION_SECONDS = 600.0  # a forgotten open microphone ends here
+
+
+@dataclass
+class LiveChunk:
+    """A finished chunk and the 16 kHz speech it lip-syncs (``[N]`` float32)."""
+
+    chunk: ChunkOutput
+    audio: np.ndarray
+    ready_at: float  # time.perf_counter() when it was finished
+
+
+class LiveSession:
+    """``LiveSession(pipe, image=..., azimuth=...)``: ``push`` audio, ``collect`` chunks, ``end``."""
+
+    def __init__(self, pipe, fps: float = 25, **settings):
+        self.fps = float(fps)
+        self.features = pipe.live_audio(self.fps)
+        self.run = pipe.start(audio=self.features, fps=self.fps, **settings)
+        self._wave = np.zeros(0, np.float32)  # 16 kHz speech so far (for segments and the final video)
+        self._resampler, self._rate = None, SAMPLE_RATE
+        self.received = 0  # 16 kHz samples pushed so far
+        self._pushes: list[tuple[int, float]] = []  # (samples received after the push, time)
+        self._done: queue.Queue = queue.Queue()
+        self.latencies: list[float] = []  # seconds, one per frame collected
+        self.error: BaseException | None = None
+        self._started = time.perf_counter()
+        self._thread = threading.Thread(target=self._generate, daemon=True, name="starcaster-live")
+        self._thread.start()
+
+    # -- audio in -------------------------------------------------------------------------
+    def push(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+        """Add recorded speech (any rate; int16 or float, mono or channels-last)."""
+        if time.perf_counter() - self._started > MAX_SESSION_SECONDS:
+            raise InputError(f"A live session lasts at most {MAX_SESSION_SECONDS:g} s; start a new one.")
+        wave = _mono_float(samples)
+        if sample_rate != SAMPLE_RATE:
+            wave = self._resample(wave, int(sample_rate))
+        self._wave = np.concatenate([self._wave, wave])
+        self.received += len(wave)
+        self._pushes.append((self.received, time.perf_counter()))
+        self.features.push(wave)
+
+    def end(self) -> None:
+        """The speaker stopped: the last frames are generated from what arrived."""
+        if self._resampler is not None:
+            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            self._wave = np.concatenate([self._wave, tail])
+            self.received += len(tail)
+            self.features.push(tail)
+        self.features.end()
+
+    def _resample(self, wave: np.ndarray, rate: int) -> np.ndarray:
+        import soxr
+
+        if self._resampler is None or rate != self._rate:
+            self._resampler, self._rate = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32"), rate
+        return self._resampler.resample_chunk(wave)
+
+    # -- chunks out -----------------------------------------------------------------------
+    def _generate(self) -> None:
+        try:
+            for chunk in self.run.chunks:
+                self._done.put(chunk)
+        except BaseException as exc:  # noqa: BLE001 — reported by collect()
+            self.error = exc
+        finally:
+            self._done.put(None)
+
+    def collect(self, wait: float = 0.0) -> tuple[list[LiveChunk], bool]:
+        """``(chunks finished since the last call, whether the session is over)``; waits up to
+        ``wait`` seconds for the first one."""
+        chunks, over = [], False
+        try:
+            item = self._done.get(timeout=wait) if wait > 0 else self._done.get_nowait()
+            while True:
+                if item is None:
+                    over = True
+                    break
+                chunks.append(self._finished(item))
+                item = self._done.get_nowait()
+        except queue.Empty:
+            pass
+        if self.error is not None:
+            raise self.error
+        return chunks, over
+
+    def _finished(self, chunk: ChunkOutput) -> LiveChunk:
+        now = time.perf_counter()
+        for t in range(chunk.start, chunk.start + len(chunk.frames)):
+            self.latencies.append(now - self._arrival(t))
+        return LiveChunk(chunk, self.audio_between(chunk.start, chunk.start + len(chunk.frames)), now)
+
+    def _arrival(self, frame: int) -> float:
+        """When the audio of ``frame``'s whole span had arrived (the earliest it could be drawn)."""
+        needed = min(self.received, int(np.ceil((frame + 1) * SAMPLE_RATE / self.fps)))
+        return next((at for count, at in self._pushes if count >= needed), self._pushes[-1][1])
+
+    def audio_between(self, start: int, stop: int) -> np.ndarray:
+        """The 16 kHz speech of frames ``[start, stop)``, zero-padded past what arrived."""
+        wave = self._wave
+        lo, hi = round(start * SAMPLE_RATE / self.fps), round(stop * SAMPLE_RATE / self.fps)
+        return np.pad(wave[lo:hi], (0, max(0, hi - lo - len(wave[lo:hi]))))
+
+    @property
+    def audio(self) -> np.ndarray:
+        return self._wave
+
+    def close(self) -> None:
+        """Stop generating (the Stop button, a closed page); idempotent."""
+        self.run.cancel()
+        if not self.features.stream.ended:
+            self.features.end()
+        self._thread.join(timeout=30)
+
+
+def _mono_float(samples: np.ndarray) -> np.ndarray:
+    wave = np.asarray(samples)
+    if np.issubdtype(wave.dtype, np.integer):
+        wave = wave.astype(np.float32) / float(-np.iinfo(wave.dtype).min)
+    wave = wave.astype(np.float32)
+    if wave.ndim == 2:
+        wave = wave.mean(axis=1 if wave.shape[0] > wave.shape[1] else 0)
+    return wave.reshape(-1)

@@ -66,6 +66,27 @@ class AudioFeatureConfig:
         return self.wav2vec2_dim if self.extractor == "wav2vec2" else self.n_mels
 
 
+def audio_config_for(unet_config) -> AudioFeatureConfig:
+    """The audio features a denoiser was built for, read from its config (the one dispatch point).
+
+    ``audio_n_mels`` is the projector's input width: log-mel bands for ``audio_extractor="logmel"``
+    (every checkpoint saved before the field existed), the wav2vec2 hidden size for ``"wav2vec2"``
+    (then ``audio_model`` / ``audio_model_revision`` name the Hub model or a local folder).
+    Pipeline and training both call this, so they always feed the model the same features.
+    """
+    extractor = getattr(unet_config, "audio_extractor", "logmel") or "logmel"
+    if extractor not in EXTRACTORS:
+        raise CheckpointError(f"Unknown audio feature extractor {extractor!r}; known: {', '.join(EXTRACTORS)}.")
+    width, context = int(unet_config.audio_n_mels), int(unet_config.audio_context)
+    if extractor == "logmel":
+        return AudioFeatureConfig(n_mels=width, context=context)
+    model = getattr(unet_config, "audio_model", None) or AudioFeatureConfig.wav2vec2_model
+    revision = getattr(unet_config, "audio_model_revision", None)
+    return AudioFeatureConfig(
+        context=context, extractor="wav2vec2", wav2vec2_model=model, wav2vec2_revision=revision, wav2vec2_dim=width
+    )
+
+
 @dataclass
 class AudioInfo:
     """What loading found out about a clip; ``warnings`` are meant to be shown to the user."""

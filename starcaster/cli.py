@@ -423,6 +423,41 @@ def _realtime(args: argparse.Namespace, out: Path) -> dict:
     return rows
 
 
+# -- prepare ----------------------------------------------------------------------------
+def _add_prepare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("videos", help="a video file or a folder of them (searched recursively)")
+    p.add_argument("--out", required=True, help="dataset folder to write (shards + manifests); reruns resume")
+    p.add_argument("--resolution", type=int, default=512, help="square crop size in pixels (the preset's)")
+    p.add_argument("--detector", default="auto", choices=["auto", "scrfd", "dlib-hog"])
+    p.add_argument("--sync", default="syncnet", choices=["syncnet", "synthtalk", "none"], help="sync expert")
+    p.add_argument("--sync-weights", default=None, help="syncnet: Hub repo id or folder (default: checkpoints.md)")
+    p.add_argument("--min-face", type=float, default=64.0, help="smallest face box side kept, source pixels")
+    p.add_argument("--min-seconds", type=float, default=1.5)
+    p.add_argument("--max-seconds", type=float, default=10.0, help="longer face tracks are split")
+    p.add_argument("--val-fraction", type=float, default=0.0, help="share of source videos held out as val")
+    p.add_argument("--workers", type=int, default=1, help="videos processed in parallel")
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from .prepare import PrepareConfig, TrackConfig, find_videos, prepare_dataset, summary_table
+
+    try:
+        videos = find_videos(Path(args.videos))
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from exc
+    if not videos:
+        raise InputError(f"No video files (.mp4, .mov, .mkv, .webm, ...) in {args.videos}.")
+    if args.resolution < 16 or args.workers < 1 or not 0 <= args.val_fraction < 1:
+        raise InputError("--resolution must be ≥ 16, --workers ≥ 1 and --val-fraction in [0, 1).")
+    track = TrackConfig(min_face_px=args.min_face, min_seconds=args.min_seconds, max_seconds=args.max_seconds)
+    config = PrepareConfig(
+        out=Path(args.out), resolution=args.resolution, detector=args.detector, sync=args.sync,
+        sync_source=args.sync_weights, val_fraction=args.val_fraction, workers=args.workers, track=track,
+    )  # fmt: skip
+    print(summary_table(prepare_dataset(videos, config)))
+    return 0
+
+
 # -- main -------------------------------------------------------------------------------
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 COMMANDS: dict[str, Command] = {
@@ -435,6 +470,7 @@ COMMANDS: dict[str, Command] = {
         _run_convert,
     ),
     "synth": ("generate SynthTalk training/evaluation data", _add_synth, _run_synth),
+    "prepare": ("raw talking-head videos → training shards (faces, crops, sync)", _add_prepare, _run_prepare),
     "train": ("train STARCaster with the staged recipe", _add_train, _run_train),
     "eval": ("evaluate a checkpoint on SynthTalk (ceiling / floor / model table)", _add_eval, _run_eval),
     "bench": ("measure speed, memory and scaling of streaming generation", _add_bench, _run_bench),

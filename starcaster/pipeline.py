@@ -24,7 +24,15 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
 from . import identity as identity_frontend
-from .audio import SAMPLE_RATE, AudioFeatureConfig, AudioSource, frame_features, load_audio, num_video_frames
+from .audio import (
+    SAMPLE_RATE,
+    AudioFeatureConfig,
+    AudioSource,
+    audio_config_for,
+    frame_features,
+    load_audio,
+    num_video_frames,
+)
 from .audio_stream import FixedFeatures, StreamedFeatures, file_samples, iter_file_blocks
 from .camera import FROZEN_TIME_PATHS, ViewSteering, ViewTrack, make_view_track
 from .errors import InputError
@@ -182,8 +190,7 @@ class STARCasterPipeline(DiffusionPipeline):
 
     @property
     def audio_config(self) -> AudioFeatureConfig:
-        cfg = self.unet.config
-        return AudioFeatureConfig(n_mels=cfg.audio_n_mels, context=cfg.audio_context)
+        return audio_config_for(self.unet.config)
 
     @property
     def identity_space(self) -> str:

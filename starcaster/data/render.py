@@ -64,6 +64,14 @@ def render_parts(head: HeadParams, state: FrameState, config: RenderConfig = Ren
     return _render_all(head, state, config)[1]
 
 
+def render_with_parts(
+    head: HeadParams, state: FrameState, config: RenderConfig = RenderConfig()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``[T, size, size, 3]`` uint8 and their part labels ``[T, size, size]`` int8 in one pass
+    (compositing a head onto another background needs both; ``data/wild.py``)."""
+    return _render_all(head, state, config)
+
+
 def render_reference(head: HeadParams, config: RenderConfig = RenderConfig()) -> np.ndarray:
     """The identity's reference portrait: frontal, neutral, mouth closed, eyes open. ``[size, size, 3]``."""
     return render(head, FrameState.neutral(1), config)[0]

@@ -3,7 +3,7 @@
 * ``real``: 512² frames, the SD-1.5 VAE, an SD-1.5-shaped UNet (the Arc2Face backbone) with
   Arc2Face's CLIP-token identity projection, so ``FoivosPar/Arc2Face`` weights load into the
   denoiser and its reference encoder (see ``starcaster.convert``); identities are insightface
-  antelopev2 (glintr100) ArcFace embeddings.
+  antelopev2 (glintr100) ArcFace embeddings; audio is wav2vec2-base features (768-D per frame).
 * ``demo``: 64² frames as pixel-unshuffle latents (4×4 patches folded into 48 channels on a
   16×16 grid: exact, no VAE to train), a few-M-parameter UNet, a built-in identity encoder;
   trains on SynthTalk on a CPU.
@@ -11,6 +11,10 @@
   bundled checkpoint up to run 3b; its reconstructions capped identity_cos at 0.50, see
   docs/training.md.
 * ``tiny``: the smallest thing that exercises every code path, for tests.
+* ``real-small``: the ``real`` topology at reduced width — SD-1.5's UNet layout (4 levels, 2 layers
+  each, cross-attention on the top three, 8 heads), Arc2Face's CLIP-token identity projection with
+  a 2-layer 512-wide CLIP, an SD-VAE-shaped autoencoder (4 latent channels, 1/8 resolution, scale
+  0.18215) at 128² — so the real code paths train on a CPU (``configs/real-small.yaml``).
 
 The scheduler is DDIM predicting the clean sample, zero-terminal-SNR betas and trailing
 timesteps: the first of few steps then starts from pure noise, and predicting x0 is what
@@ -32,6 +36,8 @@ SCHEDULER = dict(
     clip_sample=False,
     set_alpha_to_one=False,
 )
+
+WAV2VEC2_MODEL = "facebook/wav2vec2-base-960h"  # Apache-2.0; the real preset's audio encoder
 
 CLIP_VIT_L14_TEXT = dict(
     vocab_size=49408,
@@ -90,6 +96,17 @@ DEMO_UNET = dict(
 )
 
 
+SMALL_CLIP_TEXT = dict(  # CLIP-L's vocabulary and prompt, 2 layers; 512 wide: the ArcFace vector fits a token
+    vocab_size=49408,
+    hidden_size=512,
+    intermediate_size=1024,
+    num_hidden_layers=2,
+    num_attention_heads=8,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    projection_dim=512,
+)
+
 PRESETS: dict[str, ModelPreset] = {
     "tiny": ModelPreset(
         image_size=32,
@@ -139,7 +156,9 @@ PRESETS: dict[str, ModelPreset] = {
             norm_num_groups=32,
             identity_projector="arc2face",
             clip_config=CLIP_VIT_L14_TEXT,
-            audio_n_mels=80,
+            audio_extractor="wav2vec2",  # per-frame wav2vec2 features (audio.audio_config_for)
+            audio_model=WAV2VEC2_MODEL,
+            audio_n_mels=768,  # the projector's input width: wav2vec2-base's hidden size
             audio_context=4,
             camera_tokens=2,
             camera_bands=8,
@@ -148,6 +167,29 @@ PRESETS: dict[str, ModelPreset] = {
         ),
         vae=_vae((128, 256, 512, 512), 4, 32, 2, 512, 0.18215),
         identity_encoder=None,
+    ),
+    "real-small": ModelPreset(
+        image_size=128,
+        unet=dict(
+            sample_size=16,
+            latent_channels=4,
+            block_out_channels=(32, 64, 128, 128),
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            layers_per_block=2,
+            attention_heads=8,
+            cross_attention_dim=512,
+            norm_num_groups=32,
+            identity_projector="arc2face",
+            clip_config=SMALL_CLIP_TEXT,
+            audio_n_mels=80,
+            audio_context=4,
+            camera_tokens=2,
+            camera_bands=8,
+            max_context_frames=16,
+        ),
+        vae=_vae((32, 64, 64, 64), 4, 32, 2, 128, 0.18215),
+        identity_encoder=dict(image_size=128),  # stands in for insightface (which needs real faces)
     ),
 }
 

@@ -54,11 +54,13 @@ class IdentityProjector(_StreamProjector):
 class AudioProjector(_StreamProjector):
     """Per-frame audio window ``[N, W, n_mels]`` → ``W`` tokens (one per window step)."""
 
-    def __init__(self, n_mels: int, window: int, dim: int):
+    def __init__(self, n_mels: int, window: int, dim: int, dropout: float = 0.1):
         super().__init__(window, dim)
         self.input = nn.Linear(n_mels, dim)
         self.position = nn.Parameter(torch.randn(window, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, nhead=max(1, dim // 64), dim_feedforward=2 * dim, batch_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim, nhead=max(1, dim // 64), dim_feedforward=2 * dim, dropout=dropout, batch_first=True
+        )
         self.mixer = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
 
     def project(self, features: torch.Tensor) -> torch.Tensor:

@@ -63,6 +63,10 @@ class STARCasterUNet(ModelMixin, ConfigMixin):
         max_context_frames: int = 16,
         identity_encoder_type: str = "builtin",
         reference_concat: bool = False,
+        audio_extractor: str = "logmel",  # or "wav2vec2": then audio_n_mels is its hidden size
+        audio_model: str | None = None,  # wav2vec2 Hub id or folder (audio.audio_config_for reads it)
+        audio_model_revision: str | None = None,
+        audio_dropout: float = 0.1,  # in the audio projector's transformer layer (training only)
     ):
         super().__init__()
         backbone_kwargs = dict(
@@ -84,7 +88,7 @@ class STARCasterUNet(ModelMixin, ConfigMixin):
         self.backbone = UNet2DConditionModel(**{**backbone_kwargs, "in_channels": in_channels})
         self.reference_net = UNet2DConditionModel(**backbone_kwargs)
         self.identity_proj = self._make_identity_projector()
-        self.audio_proj = AudioProjector(audio_n_mels, 2 * audio_context + 1, cross_attention_dim)
+        self.audio_proj = AudioProjector(audio_n_mels, 2 * audio_context + 1, cross_attention_dim, audio_dropout)
         self.camera_proj = CameraProjector(cross_attention_dim, camera_tokens, camera_bands)
         self._install_processors()
         # Inference-only: run the attention products in this dtype (bf16), None = the model's.

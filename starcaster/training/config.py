@@ -134,6 +134,13 @@ class RecipeConfig:
     init_from: Path | None = None  # a pipeline folder to continue from (its VAE, encoder and UNet)
     components_from: Path | None = None  # a pipeline folder whose VAE and identity encoder are reused (fresh UNet)
     sample_seconds: float = 2.0  # per-stage sample video of a held-out val clip (0 = none)
+    # the lip-reading loss's expert: "mouth" (SynthTalk's mouth regressor) or "syncnet" (real faces,
+    # eval/syncnet.py; ``lip_expert_weights``: a converted folder or Hub repo id, default LatentSync's)
+    lip_expert: str = "mouth"
+    lip_expert_weights: str | None = None
+    # changes to the preset's UNet settings for a fresh model, e.g. {audio_extractor: wav2vec2,
+    # audio_model: <folder>, audio_n_mels: <its hidden size>}
+    unet_overrides: dict = field(default_factory=dict)
     vae: VaeConfig = field(default_factory=VaeConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)

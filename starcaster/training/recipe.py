@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler
 
-from ..audio import AudioFeatureConfig
+from ..audio import audio_config_for
 from ..models.configs import get_preset
 from ..models.identity_prior import IdentityPrior
 from ..models.refiner import FrameRefiner
@@ -36,7 +36,7 @@ from .identity_prior import train_identity_prior
 from .refiner import train_refiner
 from .samples import write_stage_samples
 from .steps import STEPS, StepContext, trainable_parameters
-from .trainer import LoopSettings, train, training_device
+from .trainer import LoopSettings, is_main_process, process_slot, train, training_device, wait_for_everyone
 from .vae import refine_decoder, refined_decoder, train_vae
 
 logger = logging.getLogger(__name__)
@@ -63,20 +63,39 @@ def _initial_unet(cfg: RecipeConfig, index: int) -> STARCasterUNet:
         logger.info("starting %s from %s", name, cfg.init_from / "unet")
         return STARCasterUNet.from_pretrained(cfg.init_from / "unet", dtype=torch.float32)
     torch.manual_seed(cfg.seed)
-    return STARCasterUNet(**get_preset(cfg.preset).unet)
+    return STARCasterUNet(**{**get_preset(cfg.preset).unet, **cfg.unet_overrides})
 
 
-def _lip_expert(stage: StageConfig, device: torch.device):
+def _lip_expert(cfg: RecipeConfig, stage: StageConfig, device: torch.device):
+    """The frozen lip reader of the lip-reading loss: SynthTalk's mouth regressor or a real-face SyncNet."""
     if stage.lip_weight <= 0:
         return None
+    if cfg.lip_expert == "syncnet":
+        from ..eval.syncnet import load_syncnet
+
+        return load_syncnet(cfg.lip_expert_weights).to(device)
+    if cfg.lip_expert != "mouth":
+        raise ValueError(f"lip_expert must be 'mouth' or 'syncnet', got {cfg.lip_expert!r}")
     from ..eval.experts import load_expert
 
     return load_expert("mouth").to(device)
 
 
+def local_rows(sample: dict, rank: int, world: int) -> dict:
+    """This process's rows of a collated global batch (arrays and lists alike)."""
+    if world == 1:
+        return sample
+    size = len(sample["frames"]) // world
+    return {k: v[rank * size : (rank + 1) * size] if hasattr(v, "__len__") else v for k, v in sample.items()}
+
+
 def _batches(cfg: RecipeConfig, stage: StageConfig, vae, encoder, unet, rng, device: torch.device):
+    """Global batches of ``stage.batch_size`` (every process reads the same ones), sliced per process."""
     window, size, fps = _frames_needed(stage), stage.batch_size, 25.0
-    audio_config = AudioFeatureConfig(n_mels=unet.config.audio_n_mels, context=unet.config.audio_context)
+    rank, world = process_slot()
+    if size % world:
+        raise ValueError(f"Stage {stage.name}: batch_size {size} is not divisible by the {world} processes.")
+    audio_config = audio_config_for(unet.config)
     collate = functools.partial(collate_audio_features, frames=window, fps=fps, config=audio_config)
 
     def windows(kind: str):
@@ -84,7 +103,7 @@ def _batches(cfg: RecipeConfig, stage: StageConfig, vae, encoder, unet, rng, dev
 
     views = windows("multiview") if stage.multiview_prob > 0 else None
     for sample in mixed(windows("talking"), views, stage.multiview_prob, rng):
-        yield prepare_batch(sample, vae, encoder, stage.motion_weight, device)
+        yield prepare_batch(local_rows(sample, rank, world), vae, encoder, stage.motion_weight, device)
 
 
 def train_stage(cfg: RecipeConfig, name: str, vae, encoder) -> STARCasterUNet:
@@ -95,7 +114,7 @@ def train_stage(cfg: RecipeConfig, name: str, vae, encoder) -> STARCasterUNet:
         unet = STARCasterUNet.from_pretrained(folder / "final")
     else:
         unet = _fit_stage(cfg, index, vae, encoder)
-    if cfg.sample_seconds > 0 and not (folder / "samples.mp4").is_file():
+    if cfg.sample_seconds > 0 and not (folder / "samples.mp4").is_file() and is_main_process():
         write_stage_samples(assemble_pipeline(cfg, unet, vae, encoder), cfg.data, folder, cfg.sample_seconds)
     return unet
 
@@ -113,9 +132,12 @@ def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder) -> STARCasterUNet:
     if cfg.gradient_checkpointing:
         unet.backbone.enable_gradient_checkpointing()
     rng = np.random.default_rng(cfg.seed + index)
+    torch.manual_seed(cfg.seed + index)  # the same noise stream in every process (StepContext.randn slices it)
     scheduler = DDIMScheduler(**get_preset(cfg.preset).scheduler)
     identity_encoder = encoder if stage.identity_weight > 0 else None
-    ctx = StepContext(unet, scheduler, vae, stage, rng, _lip_expert(stage, device), identity_encoder)
+    rank, world = process_slot()
+    lip_expert = _lip_expert(cfg, stage, device)
+    ctx = StepContext(unet, scheduler, vae, stage, rng, lip_expert, identity_encoder, rank=rank, world=world)
     step_fn = STEPS[stage.kind]
     settings = LoopSettings(
         stage.steps, stage.lr, cfg.bf16, cfg.ema_decay, cfg.grad_clip, cfg.log_every, cfg.save_every, stage.max_minutes
@@ -130,8 +152,10 @@ def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder) -> STARCasterUNet:
         lambda b: step_fn(ctx, b),
         settings,
     )
-    unet.eval().save_pretrained(folder / "final")
-    return unet
+    if is_main_process():
+        unet.eval().save_pretrained(folder / "final")
+    wait_for_everyone()
+    return unet.eval()
 
 
 def assemble_pipeline(

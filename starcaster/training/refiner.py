@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from torch import nn
 
-from ..audio import AudioFeatureConfig
+from ..audio import audio_config_for
 from ..models.configs import get_preset
 from ..models.refiner import FrameRefiner
 from ..models.sampling import denoise_chunk
@@ -90,7 +90,7 @@ def generate_pairs(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior,
     """Roll the video model out on ``settings.windows`` training windows; save uint8 pairs to ``path``."""
     settings = cfg.refiner
     window = CONTEXT_FRAMES + settings.chunks * settings.chunk_length
-    audio_config = AudioFeatureConfig(n_mels=unet.config.audio_n_mels, context=unet.config.audio_context)
+    audio_config = audio_config_for(unet.config)
     collate = functools.partial(collate_audio_features, frames=window, fps=25.0, config=audio_config)
     batches = endless(cfg.data / "train", window, settings.rollout_batch, ("talking",), cfg.seed + 7, 0, collate)
     scheduler = DDIMScheduler(**get_preset(cfg.preset).scheduler)

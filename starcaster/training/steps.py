@@ -37,14 +37,29 @@ class StepContext:
     rng: np.random.Generator
     lip_expert: torch.nn.Module | None = None
     identity_encoder: torch.nn.Module | None = None  # frozen; used by the identity loss
+    rank: int = 0  # data parallel: this process holds rows [rank·B, (rank+1)·B) of the global batch
+    world: int = 1
+
+    def local(self, values):
+        """This process's rows of per-sample random values drawn for the whole global batch.
+
+        Every process draws the same global values (same seeds) and keeps its slice, so N
+        processes on B rows each make exactly the update of one process on N·B rows.
+        """
+        size = len(values) // self.world
+        return values[self.rank * size : (self.rank + 1) * size]
+
+    def randn(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """Standard normal noise of local shape ``[B, ...]``, this process's rows of the global draw."""
+        return self.local(torch.randn((shape[0] * self.world, *shape[1:]), device=device))
 
 
-def stream_keep(batch: Batch, stage: StageConfig, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+def stream_keep(batch: Batch, ctx: StepContext) -> dict[str, torch.Tensor]:
     """Independent per-sample dropout of each stream (classifier-free guidance per stream)."""
-    size = batch.identity.shape[0]
+    size, stage = batch.identity.shape[0], ctx.stage
 
     def keep(p: float) -> torch.Tensor:
-        return torch.from_numpy(rng.random(size) >= p).to(batch.identity.device)
+        return torch.from_numpy(ctx.local(ctx.rng.random(size * ctx.world)) >= p).to(batch.identity.device)
 
     return {
         "identity": keep(stage.drop_identity),
@@ -56,15 +71,15 @@ def stream_keep(batch: Batch, stage: StageConfig, rng: np.random.Generator) -> d
 def sample_timesteps(ctx: StepContext, size: int, device: torch.device) -> torch.Tensor:
     """Half the samples at the few-step sampler's own timesteps, half uniform over [0, T)."""
     ctx.scheduler.set_timesteps(ctx.stage.num_inference_steps)
-    few = ctx.scheduler.timesteps.numpy()
-    uniform = ctx.rng.integers(0, ctx.scheduler.config.num_train_timesteps, size)
-    chosen = np.where(ctx.rng.random(size) < 0.5, ctx.rng.choice(few, size), uniform)
-    return torch.from_numpy(chosen).long().to(device)
+    few, total = ctx.scheduler.timesteps.numpy(), size * ctx.world
+    uniform = ctx.rng.integers(0, ctx.scheduler.config.num_train_timesteps, total)
+    chosen = np.where(ctx.rng.random(total) < 0.5, ctx.rng.choice(few, total), uniform)
+    return torch.from_numpy(ctx.local(chosen)).long().to(device)
 
 
 def add_noise(ctx: StepContext, clean: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
     """Noise ``[B, F, C, h, w]`` to per-sample ``timesteps`` ``[B]``."""
-    noise = torch.randn_like(clean)
+    noise = ctx.randn(tuple(clean.shape), clean.device).to(clean.dtype)
     per_frame = timesteps.repeat_interleave(clean.shape[1])
     return ctx.scheduler.add_noise(clean.flatten(0, 1), noise.flatten(0, 1), per_frame).view_as(clean)
 
@@ -85,7 +100,16 @@ def decode(ctx: StepContext, prediction: torch.Tensor) -> torch.Tensor:
 
 
 def lip_loss(ctx: StepContext, decoded: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
-    """Lip-reading loss: a frozen mouth expert reads generated and real frames; their readings must agree."""
+    """Lip-reading loss: a frozen mouth expert reads generated and real frames; their readings must agree.
+
+    ``decoded`` ``[B·F, 3, H, W]``, ``pixels`` ``[B, F, 3, H, W]``. A per-frame reader (SynthTalk's mouth
+    regressor) reads frames; a clip reader (a real-face SyncNet: ``read_clips``) reads windows of frames.
+    """
+    read_clips = getattr(ctx.lip_expert, "read_clips", None)
+    if read_clips is not None:
+        with torch.no_grad():
+            target = read_clips(pixels)
+        return F.mse_loss(read_clips(decoded.unflatten(0, pixels.shape[:2])), target)
     with torch.no_grad():
         target = ctx.lip_expert(pixels.flatten(0, 1))
     return F.mse_loss(ctx.lip_expert(decoded), target)
@@ -131,7 +155,8 @@ def teacher_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
         reference = batch.reference  # read pixel-aligned too by reference_concat models
     start = stage.context_frames
     if past:
-        t_aug = torch.from_numpy(ctx.rng.integers(0, stage.context_noise_t + 1, batch.identity.shape[0]))
+        draw = ctx.rng.integers(0, stage.context_noise_t + 1, batch.identity.shape[0] * ctx.world)
+        t_aug = torch.from_numpy(ctx.local(draw))
         t_aug = t_aug.long().to(batch.latents.device)
         context = add_noise(ctx, batch.latents[:, start - past : start], t_aug)
         conditions = unet.encode_conditions(
@@ -142,7 +167,7 @@ def teacher_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
     timesteps = sample_timesteps(ctx, batch.identity.shape[0], batch.latents.device)
     noisy = add_noise(ctx, batch.latents[:, frames], timesteps)
     conditions = unet.encode_conditions(
-        batch.identity, batch.audio[:, frames], batch.views[:, frames], stream_keep(batch, stage, ctx.rng)
+        batch.identity, batch.audio[:, frames], batch.views[:, frames], stream_keep(batch, ctx)
     )
     prediction = unet(noisy, timesteps, conditions, cache=cache if len(cache) else None, reference=reference)
     return chunk_loss(ctx, prediction, batch, frames)
@@ -159,11 +184,11 @@ def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dic
     total, parts = 0.0, {}
     shape = batch.latents[:, : stage.chunk_length].shape
     device = batch.latents.device
-    shared = torch.randn(shape[0], 1, *shape[2:], device=device)  # one noise image per video (noise_sharing)
+    shared = ctx.randn((shape[0], 1, *shape[2:]), device)  # one noise image per video (noise_sharing)
     for k in range(stage.rollout_chunks):
         frames = slice(k * stage.chunk_length, (k + 1) * stage.chunk_length)
         conditions = unet.encode_conditions(batch.identity, batch.audio[:, frames], batch.views[:, frames])
-        own = torch.randn(shape, device=device)
+        own = ctx.randn(tuple(shape), device)
         noise = math.sqrt(stage.noise_sharing) * shared + math.sqrt(1 - stage.noise_sharing) * own
         prediction, clean = _rollout_chunk(ctx, conditions, cache, noise, reference)
         loss, parts = chunk_loss(ctx, prediction, batch, frames)

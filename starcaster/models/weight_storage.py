@@ -87,3 +87,22 @@ class Int8StorageMixin:
     def _fix_state_dict_keys_on_load(self, state_dict):
         dequantize_state_dict(state_dict)
         return super()._fix_state_dict_keys_on_load(state_dict)
+
+
+ALIGNMENT = 64  # bytes: what PyTorch's CPU allocator gives every fresh tensor
+
+
+def align_weights(module: torch.nn.Module) -> int:
+    """Move parameters and buffers that sit at unaligned addresses into fresh memory; return how many.
+
+    Why: diffusers keeps weights loaded from a safetensors file in its memory map, at offsets
+    fixed by the file's layout; CPU kernels choose vectorised code paths by alignment, so the
+    same weights from two files (fp32 vs. dequantised int8, or another header length) gave
+    frames differing by one uint8 level. Fresh memory makes outputs depend on values only.
+    """
+    moved = 0
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.device.type == "cpu" and tensor.data_ptr() % ALIGNMENT:
+            tensor.data = tensor.data.clone()
+            moved += 1
+    return moved

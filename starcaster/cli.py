@@ -173,6 +173,32 @@ def _run_push(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- deploy-space -----------------------------------------------------------------------
+def _add_deploy_space(p: argparse.ArgumentParser) -> None:
+    p.add_argument("space_id", help="Hub Space id (owner/name)")
+    p.add_argument("--hardware", choices=["cpu-basic", "zero-a10g"], default="cpu-basic", help="CPU or ZeroGPU")
+    p.add_argument("--private", action="store_true")
+    p.add_argument(
+        "--without-weights", action="store_true", help="leave checkpoints/ out: the Space loads HUB_CHECKPOINT"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the files (with sizes); upload nothing")
+
+
+def _run_deploy_space(args: argparse.Namespace) -> int:
+    from .space import deploy_space
+
+    url = deploy_space(
+        args.space_id,
+        hardware=args.hardware,
+        private=args.private,
+        include_weights=not args.without_weights,
+        dry_run=args.dry_run,
+    )
+    if url:
+        print(f"Deployed: {url}")
+    return 0
+
+
 # -- convert ----------------------------------------------------------------------------
 def _add_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("arc2face", help="folder with Arc2Face's arc2face/ (UNet) and encoder/ (CLIP) weights")
@@ -379,6 +405,7 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argpar
 COMMANDS: dict[str, Command] = {
     "generate": ("generate a talking-portrait video", _add_generate, _run_generate),
     "download": ("fetch a checkpoint from the Hub into the local cache", _add_download, _run_download),
+    "deploy-space": ("deploy the demo app as a Hugging Face Space (one commit)", _add_deploy_space, _run_deploy_space),
     "push": ("publish a checkpoint folder as a Hub model repo, with a generated model card", _add_push, _run_push),
     "convert": (
         "convert Arc2Face weights (pickles read with weights_only) to a STARCaster UNet",

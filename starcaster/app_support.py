@@ -110,7 +110,11 @@ def _load_spec(spec: str, messages: list[str]) -> LoadedPipeline | None:
         pipe = STARCasterPipeline.from_pretrained(str(resolved.folder))
     except STARCasterError as exc:
         reason = public_text(str(exc)).split(". ")[0].rstrip(".")
-        messages.append(f"{reason}. Falling back to the bundled checkpoint `{BUNDLED_CHECKPOINT}`.")
+        asked = _info_for(spec)
+        name = asked.label + (f"@{asked.revision}" if asked.revision and "@" in spec else "")
+        messages.append(
+            f"Could not load checkpoint `{name}`: {reason}. Falling back to the bundled checkpoint `{BUNDLED_CHECKPOINT}`."
+        )
         logger.warning("Could not load checkpoint %r: %s", spec, exc)
         return None
     info = _info_for(spec)

@@ -75,7 +75,9 @@ def test_quantised_outputs_stay_within_a_few_uint8_levels(tiny_checkpoint, compa
     pipes = [STARCasterPipeline.from_pretrained(folder) for folder in (tiny_checkpoint, compacted[0])]
     for seed in (0, 1):
         frames = [
-            p(speech_wave, identity_embedding=identity_vector, generator=torch.Generator().manual_seed(seed)).frames
+            p(
+                speech_wave[:8000], identity_embedding=identity_vector, generator=torch.Generator().manual_seed(seed)
+            ).frames
             for p in pipes
         ]
         diff = np.abs(frames[0].astype(int) - frames[1].astype(int))

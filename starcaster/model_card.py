@@ -184,8 +184,17 @@ def eval_command(result: dict, checkpoint: str) -> str:
     return " ".join(parts) + f" --out eval_{settings['mode']}.json"
 
 
-def build_card(folder: Path, notes: CardNotes, results: list[dict], *, repo_id: str, revision: str | None) -> ModelCard:
-    """The complete card for ``folder`` published as ``repo_id`` at ``revision``."""
+def build_card(
+    folder: Path,
+    notes: CardNotes,
+    results: list[dict],
+    *,
+    repo_id: str,
+    revision: str | None,
+    source: str | None = None,
+) -> ModelCard:
+    """The complete card for ``folder`` published as ``repo_id`` at ``revision``; ``source``: the
+    checkpoint folder as the reproduction commands should name it (default: ``folder``'s name)."""
     data = ModelCardData(
         license=notes.license,
         library_name=LIBRARY,
@@ -211,7 +220,7 @@ def build_card(folder: Path, notes: CardNotes, results: list[dict], *, repo_id: 
         body.append(f"## {heading}\n\n{content}")
         if heading == "Intended use" and results:
             body.append(_metrics_section(results))
-    body.append(_reproduce(results, checkpoint, folder))
+    body.append(_reproduce(results, checkpoint, source or Path(folder).name))
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(body) + "\n")
 
 
@@ -255,8 +264,8 @@ def _metrics_section(results: list[dict]) -> str:
     return "\n\n".join(parts)
 
 
-def _reproduce(results: list[dict], checkpoint: str, folder: Path) -> str:
+def _reproduce(results: list[dict], checkpoint: str, source: str) -> str:
     lines = ["python -m starcaster synth --out data/synthtalk --clips 1500 --eval-clips 10   # the test split"]
     lines += [eval_command(result, checkpoint) for result in results]
-    lines.append(f"python -m starcaster push {folder.name} {checkpoint.split('@')[0]} --dry-run   # what is published")
+    lines.append(f"python -m starcaster push {source} {checkpoint.split('@')[0]} --dry-run   # what is published")
     return "## Reproduce the metrics\n\n```bash\n" + "\n".join(lines) + "\n```"

@@ -58,6 +58,15 @@ class StagedCheckpoint:
         return "\n".join([*lines, f"{sum(s for _, s in files):>12,d}  total ({len(files)} files)"])
 
 
+def source_label(checkpoint: Path) -> str:
+    """How the card's commands name the checkpoint folder: repo- or cwd-relative, else its name."""
+    path = Path(checkpoint).resolve()
+    for base in (ROOT, Path.cwd()):
+        if path.is_relative_to(base):
+            return path.relative_to(base).as_posix()
+    return path.name
+
+
 def find_notes(checkpoint: Path) -> Path:
     """The card notes of a checkpoint: ``docs/model_cards/<folder name>.md`` in the repo or working directory."""
     for base in (ROOT, Path.cwd()):
@@ -104,7 +113,7 @@ def stage_checkpoint(
             _write_weights(source, target, variants)
         elif source.suffix in COPIED_SUFFIXES:
             shutil.copy2(source, target)
-    card = build_card(staging, notes, results, repo_id=repo_id, revision=revision)
+    card = build_card(staging, notes, results, repo_id=repo_id, revision=revision, source=source_label(checkpoint))
     card.save(staging / "README.md")
     return StagedCheckpoint(staging, repo_id, card)
 
@@ -113,7 +122,9 @@ def write_folder_card(
     checkpoint: Path, path: Path, *, repo_id: str, revision: str | None, notes: CardNotes, results: list[dict]
 ) -> ModelCard:
     """The card of ``checkpoint`` as it is on disk (e.g. the bundled folder's own README.md)."""
-    card = build_card(Path(checkpoint), notes, results, repo_id=repo_id, revision=revision)
+    card = build_card(
+        Path(checkpoint), notes, results, repo_id=repo_id, revision=revision, source=source_label(checkpoint)
+    )
     card.save(path)
     return card
 

@@ -219,7 +219,9 @@ def test_the_bundled_model_card_is_the_generated_one():
     folder = ROOT / BUNDLED_CHECKPOINT
     notes = load_notes(ROOT / "docs" / "model_cards" / "starcaster-synth.md")
     repo_id, revision = HUB_CHECKPOINT.split("@")
-    card = build_card(folder, notes, load_results(notes.results), repo_id=repo_id, revision=revision)
+    card = build_card(
+        folder, notes, load_results(notes.results), repo_id=repo_id, revision=revision, source=BUNDLED_CHECKPOINT
+    )
     assert (folder / "README.md").read_text() == str(card), (
         "regenerate it: python -m starcaster push checkpoints/starcaster-synth "
         f"{repo_id} --tag {revision} --write-card checkpoints/starcaster-synth/README.md"

@@ -15,6 +15,10 @@ from .errors import CheckpointError, InputError, OfflineError, STARCasterError
 __version__ = "0.1.0"
 
 BUNDLED_CHECKPOINT = "checkpoints/starcaster-synth"
+# The app's default checkpoint: the bundled model published on the Hub, pinned to the tag that
+# `python -m starcaster push ... --tag run8` creates (docs/deploy.md). Offline or unreachable,
+# the app uses the cached copy, then BUNDLED_CHECKPOINT. Change it here and nowhere else.
+HUB_CHECKPOINT = "starcaster/starcaster-synth@run8"
 
 _LAZY = {
     "STARCasterPipeline": ".pipeline",
@@ -29,6 +33,7 @@ _LAZY = {
 
 __all__ = [
     "BUNDLED_CHECKPOINT",
+    "HUB_CHECKPOINT",
     "CheckpointError",
     "InputError",
     "OfflineError",

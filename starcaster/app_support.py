@@ -4,15 +4,19 @@ Kept out of ``app.py`` so they can be tested without Gradio, and out of the pipe
 they are about serving a demo, not about generating. Nothing here imports gradio.
 
 Checkpoint choice (``load_app_pipeline``), first that works wins:
-1. ``spec`` (the ``--checkpoint`` flag) or ``$STARCASTER_CHECKPOINT``: a Hub repo id
-   (``owner/name`` or ``owner/name@revision``) or a local folder;
+1. ``spec`` (the ``--checkpoint`` flag), else ``$STARCASTER_CHECKPOINT``, else
+   ``starcaster.HUB_CHECKPOINT`` (the published bundle, revision pinned): a Hub repo id
+   (``owner/name`` or ``owner/name@revision``) or a local folder. Offline (``HF_HUB_OFFLINE=1``)
+   or with the Hub unreachable, a repo id loads from the local Hugging Face cache;
 2. the bundled folder ``checkpoints/starcaster-synth`` (next to this package, or in the
    working directory);
 3. randomly initialised ``demo`` weights, built once and saved under the app cache
    (``$STARCASTER_APP_CACHE``, default ``~/.cache/starcaster/app``): outputs are noise, and
    ``CheckpointInfo.random_weights`` says so, so the page can show a banner.
-A failure at step 1 (offline, missing repo, corrupt files) is not fatal: its message is kept
-in ``CheckpointInfo.messages`` for the page, and the next step is tried.
+A failure at step 1 (offline and not cached, missing repo, corrupt files) is not fatal: one
+line saying so is kept in ``CheckpointInfo.messages`` for the page, and the next step is
+tried; so is a line when the cache stood in for the Hub. Page texts never show an absolute
+path of the server (``public_text``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import BUNDLED_CHECKPOINT, __version__
+from . import BUNDLED_CHECKPOINT, HUB_CHECKPOINT, __version__
 from .errors import STARCasterError
 
 if TYPE_CHECKING:
@@ -81,24 +85,12 @@ def bundled_checkpoint() -> Path | None:
 
 def load_app_pipeline(spec: str | None = None, *, cache_dir: Path | None = None, device: str | None = None):
     """Load the app's pipeline following the order in the module docstring → ``LoadedPipeline``."""
-    from .pipeline import STARCasterPipeline
-
-    spec = spec or os.environ.get(CHECKPOINT_ENV) or None
+    spec = spec or os.environ.get(CHECKPOINT_ENV) or HUB_CHECKPOINT
     messages: list[str] = []
-    loaded = None
-    if spec:
-        try:
-            loaded = LoadedPipeline(STARCasterPipeline.from_pretrained(spec), _info_for(spec))
-        except STARCasterError as exc:
-            messages.append(f"Could not load checkpoint {spec!r}: {exc} Falling back to the bundled checkpoint.")
-            logger.warning(messages[-1])
+    loaded = _load_spec(spec, messages)
     folder = bundled_checkpoint() if loaded is None else None
     if folder is not None:
-        try:
-            loaded = LoadedPipeline(STARCasterPipeline.from_pretrained(str(folder)), _info_for(str(folder)))
-        except STARCasterError as exc:
-            messages.append(f"The bundled checkpoint {folder} could not be loaded: {exc}")
-            logger.warning(messages[-1])
+        loaded = _load_bundled(folder, messages)
     if loaded is None:
         if folder is None:
             messages.append(f"No bundled checkpoint at {BUNDLED_CHECKPOINT}/ yet; using random demo weights.")
@@ -106,6 +98,69 @@ def load_app_pipeline(spec: str | None = None, *, cache_dir: Path | None = None,
     loaded.info.messages[:0] = messages
     loaded.pipe.set_progress_bar_config(disable=True)
     return _to_device(loaded, device)
+
+
+def _load_spec(spec: str, messages: list[str]) -> LoadedPipeline | None:
+    """Step 1: the asked-for checkpoint, or None with one line in ``messages`` saying why not."""
+    from .hub import fetch_checkpoint
+    from .pipeline import STARCasterPipeline
+
+    try:
+        resolved = fetch_checkpoint(spec)
+        pipe = STARCasterPipeline.from_pretrained(str(resolved.folder))
+    except STARCasterError as exc:
+        reason = public_text(str(exc)).split(". ")[0].rstrip(".")
+        asked = _info_for(spec)
+        name = asked.label + (f"@{asked.revision}" if asked.revision and "@" in spec else "")
+        messages.append(
+            f"Could not load checkpoint `{name}`: {reason}. Falling back to the bundled checkpoint `{BUNDLED_CHECKPOINT}`."
+        )
+        logger.warning("Could not load checkpoint %r: %s", spec, exc)
+        return None
+    info = _info_for(spec)
+    if resolved.source == "cache":
+        messages.append(f"Loaded {info.describe()} from the local Hugging Face cache: {resolved.reason}.")
+    return LoadedPipeline(pipe, info)
+
+
+def _load_bundled(folder: Path, messages: list[str]) -> LoadedPipeline | None:
+    from .pipeline import STARCasterPipeline
+
+    try:
+        pipe = STARCasterPipeline.from_pretrained(str(folder))
+    except STARCasterError as exc:
+        messages.append(f"The bundled checkpoint {BUNDLED_CHECKPOINT} could not be loaded: {public_text(str(exc))}")
+        logger.warning(messages[-1])
+        return None
+    return LoadedPipeline(pipe, CheckpointInfo(label=BUNDLED_CHECKPOINT, revision=None))
+
+
+def public_text(text: str) -> str:
+    """``text`` with this machine's absolute paths shortened: the repo root dropped, the Hugging Face
+    cache and the home folder named, anything else absolute cut to its last part; one line."""
+    from huggingface_hub import constants
+
+    root = Path(__file__).resolve().parent.parent
+    for prefix, name in ((constants.HF_HUB_CACHE, "<HF cache>"), (str(root) + os.sep, ""), (str(Path.home()), "~")):
+        text = text.replace(str(prefix), name)
+    return " ".join(_short_path(word) for word in text.split())
+
+
+def _short_path(word: str) -> str:
+    """An absolute path → ``…/name``; other words unchanged (punctuation kept)."""
+    stripped = word.strip("`'\"(),;:")
+    if not (stripped.startswith(os.sep) and len(stripped) > 1):
+        return word
+    return word.replace(stripped, f"…/{Path(stripped).name}")
+
+
+def display_label(spec: str) -> str:
+    """What the page calls a local folder: relative to the repo or working directory, else its name."""
+    path = Path(spec).expanduser().resolve()
+    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if path.is_relative_to(base):
+            return str(path.relative_to(base))
+    return path.name
 
 
 def _to_device(loaded: LoadedPipeline, device: str | None) -> LoadedPipeline:
@@ -121,7 +176,7 @@ def _info_for(spec: str) -> CheckpointInfo:
     from .hub import looks_like_path, parse_checkpoint_spec
 
     if Path(spec).expanduser().is_dir() or looks_like_path(spec):
-        return CheckpointInfo(label=spec, revision=None)
+        return CheckpointInfo(label=display_label(spec), revision=None)
     repo_id, revision = parse_checkpoint_spec(spec)
     return CheckpointInfo(label=repo_id, revision=revision or "main")
 

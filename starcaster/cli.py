@@ -171,14 +171,85 @@ def _run_avatar(args: argparse.Namespace) -> int:
 
 # -- download ---------------------------------------------------------------------------
 def _add_download(p: argparse.ArgumentParser) -> None:
-    p.add_argument("repo_id", help="Hub repo id, optionally repo@revision")
+    from . import HUB_CHECKPOINT
+
+    p.add_argument(
+        "repo_id", nargs="?", default=HUB_CHECKPOINT, help=f"Hub repo id[@revision] (default {HUB_CHECKPOINT})"
+    )
     p.add_argument("--revision", default=None)
+    p.add_argument("--variant", choices=["fp16"], default=None, help="fetch only the fp16 weight files (half the size)")
 
 
 def _run_download(args: argparse.Namespace) -> int:
     from .hub import resolve_checkpoint
 
-    print(resolve_checkpoint(args.repo_id, revision=args.revision))
+    print(resolve_checkpoint(args.repo_id, revision=args.revision, variant=args.variant))
+    return 0
+
+
+# -- push -------------------------------------------------------------------------------
+def _add_push(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint folder to publish (e.g. checkpoints/starcaster-synth)")
+    p.add_argument("repo_id", help="Hub model repo id (owner/name)")
+    p.add_argument("--revision", default=None, help="branch to commit to (created if missing; default main)")
+    p.add_argument("--tag", default=None, help="also tag the commit, to pin it as repo_id@TAG")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the files (with sizes) and the model card; upload nothing"
+    )
+    p.add_argument("--notes", default=None, help="model-card notes (default docs/model_cards/<folder name>.md)")
+    p.add_argument(
+        "--results", nargs="+", default=None, help="eval result JSONs for the card (default: the notes' list)"
+    )
+    p.add_argument("--stage-dir", default=None, help="keep the staged repo folder here (default: a temp folder)")
+    p.add_argument(
+        "--write-card", default=None, help="only write the folder's own model card to this path, e.g. its README.md"
+    )
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from .publish import push_checkpoint
+
+    push_checkpoint(
+        Path(args.checkpoint),
+        args.repo_id,
+        revision=args.revision,
+        tag=args.tag,
+        private=args.private,
+        create_pr=args.create_pr,
+        dry_run=args.dry_run,
+        notes=args.notes,
+        results=args.results,
+        stage_dir=args.stage_dir,
+        write_card=args.write_card,
+    )
+    return 0
+
+
+# -- deploy-space -----------------------------------------------------------------------
+def _add_deploy_space(p: argparse.ArgumentParser) -> None:
+    p.add_argument("space_id", help="Hub Space id (owner/name)")
+    p.add_argument("--hardware", choices=["cpu-basic", "zero-a10g"], default="cpu-basic", help="CPU or ZeroGPU")
+    p.add_argument("--private", action="store_true")
+    p.add_argument(
+        "--without-weights", action="store_true", help="leave checkpoints/ out: the Space loads HUB_CHECKPOINT"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the files (with sizes); upload nothing")
+
+
+def _run_deploy_space(args: argparse.Namespace) -> int:
+    from .space import deploy_space
+
+    url = deploy_space(
+        args.space_id,
+        hardware=args.hardware,
+        private=args.private,
+        include_weights=not args.without_weights,
+        dry_run=args.dry_run,
+    )
+    if url:
+        print(f"Deployed: {url}")
     return 0
 
 
@@ -464,6 +535,8 @@ COMMANDS: dict[str, Command] = {
     "generate": ("generate a talking-portrait video", _add_generate, _run_generate),
     "avatar": ("read a photo into a SynthTalk avatar (portrait, embedding, parameters)", _add_avatar, _run_avatar),
     "download": ("fetch a checkpoint from the Hub into the local cache", _add_download, _run_download),
+    "deploy-space": ("deploy the demo app as a Hugging Face Space (one commit)", _add_deploy_space, _run_deploy_space),
+    "push": ("publish a checkpoint folder as a Hub model repo, with a generated model card", _add_push, _run_push),
     "convert": (
         "convert Arc2Face weights (pickles read with weights_only) to a STARCaster UNet",
         _add_convert,

@@ -44,6 +44,7 @@ from .models.pixel_vae import PixelUnshuffleVAE
 from .models.refiner import FrameRefiner, TemporalRefinement
 from .models.sampling import Guidance, denoise_chunk, guided_conditions
 from .models.unet import STARCasterUNet
+from .models.weight_storage import align_weights
 from .pipeline_output import ChunkOutput, STARCasterPipelineOutput
 from .pixels import to_pixels, to_uint8
 from .request import GenerationRequest
@@ -176,12 +177,17 @@ class STARCasterPipeline(DiffusionPipeline):
         Resolution (download, cache, offline, refusing pickles) is ``hub.resolve_checkpoint``;
         weights are always read as safetensors.
         """
-        folder = resolve_checkpoint(str(pretrained_model_name_or_path), revision=revision)
+        variant = kwargs.get("variant")  # "fp16": only the *.fp16.safetensors files are fetched
+        folder = resolve_checkpoint(str(pretrained_model_name_or_path), revision=revision, variant=variant)
         kwargs.setdefault("use_safetensors", True)
         if "dtype" not in kwargs and "torch_dtype" not in kwargs:
             kwargs["dtype"] = torch.float32  # fp16-stored weights run in fp32 on CPU
         kwargs.pop("trust_remote_code", None)
-        return super().from_pretrained(folder, **kwargs)
+        pipe = super().from_pretrained(folder, **kwargs)
+        for component in pipe.components.values():
+            if isinstance(component, torch.nn.Module):
+                align_weights(component)  # outputs depend on the weights' values, not the file's layout
+        return pipe
 
     # -- settings derived from the checkpoint -------------------------------------------
     @property

@@ -17,6 +17,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from .weight_storage import Int8StorageMixin
+
 
 def _groups(channels: int) -> int:
     """GroupNorm groups: 8 where possible; batch-size independent, unlike BatchNorm."""
@@ -43,7 +45,7 @@ class _ResidualBlock(nn.Module):
         return h + self.skip(x)
 
 
-class IdentityEncoder(ModelMixin, ConfigMixin):
+class IdentityEncoder(Int8StorageMixin, ModelMixin, ConfigMixin):
     """Face crop ``[B, 3, image_size, image_size]`` in [-1, 1] → ``[B, embed_dim]`` unit vectors.
 
     Each entry of ``channels`` is one stage of ``blocks_per_stage`` residual blocks, the first

@@ -30,9 +30,10 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..pixels import to_pixels, to_uint8
+from .weight_storage import Int8StorageMixin
 
 
-class IdentityPrior(ModelMixin, ConfigMixin):
+class IdentityPrior(Int8StorageMixin, ModelMixin, ConfigMixin):
     """``[B, embed_dim]`` unit embeddings → portraits ``[B, 3, image_size, image_size]`` in [-1, 1].
 
     Stored: the embedding statistics, the readout and the portrait basis; the random

@@ -24,6 +24,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from .weight_storage import Int8StorageMixin
+
 
 class _ResBlock(nn.Module):
     def __init__(self, channels: int):
@@ -42,7 +44,7 @@ class _ResBlock(nn.Module):
         return x + self.body(x)
 
 
-class FrameRefiner(ModelMixin, ConfigMixin):
+class FrameRefiner(Int8StorageMixin, ModelMixin, ConfigMixin):
     """``(frames [B,3,H,W], portraits [B,3,H,W], has_portrait [B])`` in [-1, 1] → refined frames.
 
     Levels of ``channels`` (each halving the resolution); the deepest level sees the whole

@@ -31,11 +31,12 @@ from .attention import (
 )
 from .kv_cache import KVCache, LayerKV
 from .projectors import Arc2FaceIdentityProjector, AudioProjector, CameraProjector, IdentityProjector
+from .weight_storage import Int8StorageMixin
 
 STREAMS = ("identity", "audio", "camera")
 
 
-class STARCasterUNet(ModelMixin, ConfigMixin):
+class STARCasterUNet(Int8StorageMixin, ModelMixin, ConfigMixin):
     """Denoiser + reference encoder + condition projectors, saved and loaded as one component."""
 
     _supports_gradient_checkpointing = True

@@ -423,10 +423,11 @@ class DemoApp:
                 desc = f"chunk {chunk.index + 1}/{chunk.num_chunks} · ETA {eta:.0f} s"
                 progress((done, chunk.total_frames), desc=desc, unit="frames")
                 status = f"Generating… {desc} · frames {chunk.start}–{done - 1} · azimuth {chunk.azimuth[-1]:.0f}°"
-                if self.streaming and (piece := segments.add(chunk.frames)) is not None:
-                    yield str(piece), gr.skip(), gr.skip(), gr.skip(), status, seed
-                    if paced:
-                        pacer.wait(done / header["fps"])
+                piece = segments.add(chunk.frames) if self.streaming else None
+                # one update per chunk (a Stop or a dropped client is noticed between yields)
+                yield (str(piece) if piece else gr.skip()), gr.skip(), gr.skip(), gr.skip(), status, seed
+                if piece and paced:
+                    pacer.wait(done / header["fps"])
         last = segments.flush() if self.streaming else None
         elapsed = time.perf_counter() - started
         views = footer.get("views")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import queue
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
 from . import identity as identity_frontend
+from .ahead import Ahead
 from .audio import (
     SAMPLE_RATE,
     AudioFeatureConfig,
@@ -95,7 +95,7 @@ class GenerationRun:
 
     @property
     def views(self) -> ViewTrack:
-        done = [t for t in self.rendered]
+        done = list(self.rendered)  # a snapshot: the generating thread appends to it
         az = np.concatenate([t.azimuth for t in done]) if done else np.zeros(0, np.float32)
         el = np.concatenate([t.elevation for t in done]) if done else np.zeros(0, np.float32)
         planned = self.steering.planned
@@ -517,16 +517,17 @@ class STARCasterPipeline(DiffusionPipeline):
         """Chunks as they finish, from a three-stage pipeline on two worker threads: the denoiser
         (the caller's torch thread count) runs one chunk ahead of the decoder + frame refiner (one
         thread: measured best on two cores), which runs one chunk ahead of the caller writing it."""
-        denoised = _Ahead(lambda stop: self._denoised_chunks(prep, r, guidance, run, stop))
-        decoded = _Ahead(lambda stop: self._decoded_chunks(denoised, prep, r, run, stop), threads=1)
+        denoised = Ahead(lambda stop: self._denoised_chunks(prep, r, guidance, run, stop))
+        decoded = Ahead(lambda stop: self._decoded_chunks(denoised, prep, r, run, stop), threads=1)
         try:
             yield from decoded
         finally:
+            denoised.stop()  # both stages at once, then wait for them
             decoded.close()
             denoised.close()
 
     @torch.no_grad()
-    def _decoded_chunks(self, denoised: _Ahead, prep: _Prepared, r: GenerationRequest, run, stop: threading.Event):
+    def _decoded_chunks(self, denoised: Ahead, prep: _Prepared, r: GenerationRequest, run, stop: threading.Event):
         for index, start, clean, views in denoised:
             if stop.is_set():
                 return
@@ -717,54 +718,3 @@ def _num_chunks(total: int | None, run: GenerationRun) -> int | None:
         return None
     done = sum(len(t) for t in run.rendered)
     return len(run.rendered) + math.ceil(max(0, total - done) / run.controls["chunk_length"])
-
-
-class _Ahead:
-    """Iterate a generator on a worker thread, one item ahead of the consumer.
-
-    The denoiser's thread computes chunk n + 1 while the decoder's thread refines chunk n and
-    the caller writes chunk n - 1: on two cores the stages overlap. ``make(stop)`` builds the generator; it
-    checks ``stop`` between items, so ``close`` (a Stop button, a closed generator) ends it
-    within one chunk. Exceptions on the worker are raised in the consumer.
-    """
-
-    _DONE = object()
-
-    def __init__(self, make: Callable[[threading.Event], Iterator], threads: int | None = None):
-        self._stop = threading.Event()
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._threads = threads or torch.get_num_threads()  # a new thread would otherwise take the default
-        self._thread = threading.Thread(target=self._work, args=(make,), daemon=True, name="starcaster-stage")
-        self._thread.start()
-
-    def _work(self, make) -> None:
-        torch.set_num_threads(self._threads)  # per thread: the other stage keeps its own
-        try:
-            for item in make(self._stop):
-                if not self._put(item):
-                    return
-            self._put(self._DONE)
-        except BaseException as exc:  # noqa: BLE001 — handed to the consumer, who raises it
-            self._put(exc)
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self):
-        while True:
-            item = self._queue.get()
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()

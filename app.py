@@ -402,11 +402,17 @@ class DemoApp:
         ``paced`` (the page): generation waits while it is more than ``LIVE_LEAD_S`` of video ahead
         of real time since the first segment, so a slider moved while it plays turns the camera
         within about that much video, and the CPU is free for other visitors meanwhile."""
+        chunks = self.generate_on_gpu(settings, wave, image, embedding, session)
+        try:
+            yield from self._write_stream(chunks, settings, run_dir, image, embedding, audio, progress, paced)
+        finally:  # an error or a Stop: the run's worker threads end now, not when garbage-collected
+            chunks.close()
+
+    def _write_stream(self, chunks, settings, run_dir, image, embedding, audio, progress, paced) -> Iterator[tuple]:
         from starcaster.video import VideoWriter
 
         pacer = _Pacer(LIVE_LEAD_S)
         started, seed = time.perf_counter(), settings["seed"]
-        chunks = self.generate_on_gpu(settings, wave, image, embedding, session)
         header = _next_or_error(chunks)
         video_path = run_dir / f"starcaster_seed{seed}.mp4"
         segments = _Segments(run_dir, header["fps"], header["audio"])

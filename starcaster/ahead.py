@@ -6,11 +6,23 @@ so that on two cores chunk n + 1 is denoised while chunk n is refined and chunk 
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 
 import torch
+
+_RUNNING: weakref.WeakSet = weakref.WeakSet()  # workers not yet closed (an abandoned run's included)
+
+
+@atexit.register
+def _stop_all() -> None:
+    """At exit, end the workers of runs nobody closed: a thread still inside torch when the
+    interpreter tears down aborts the process ("terminate called without an active exception")."""
+    for ahead in list(_RUNNING):
+        ahead.close(timeout=10.0)
 
 
 class Ahead:
@@ -30,6 +42,7 @@ class Ahead:
         self._threads = threads or torch.get_num_threads()  # a new thread would otherwise take the default
         self._thread = threading.Thread(target=self._work, args=(make,), daemon=True, name="starcaster-stage")
         self._thread.start()
+        _RUNNING.add(self)
 
     def _work(self, make) -> None:
         torch.set_num_threads(self._threads)  # per thread: the other stage keeps its own
@@ -73,6 +86,7 @@ class Ahead:
         """Ask the worker to finish after its current item (returns at once)."""
         self._stop.set()
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         self._stop.set()
-        self._thread.join()
+        self._thread.join(timeout)
+        _RUNNING.discard(self)

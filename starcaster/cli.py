@@ -436,6 +436,8 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
         help="only the live-serving figures: wall s per video s and first-chunk latency, new vs old defaults",
     )
     p.add_argument("--realtime-seconds", type=float, default=15.0, help="speech length of the realtime section")
+    p.add_argument("--matmul-size", type=int, default=2048, help="torch.mm size behind the peak GFLOP/s figures")
+    p.add_argument("--repeats", type=int, default=10, help="best-of count of the denoiser forward timings")
     p.add_argument("--profile", default=None, help="also write torch.profiler top-op tables to this file")
 
 
@@ -453,6 +455,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         threads=args.threads,
         precision=args.precision,
         precision_seconds=args.precision_seconds,
+        matmul_size=args.matmul_size,
+        repeats=args.repeats,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,17 @@ def _reason(error: object) -> str:
     return f"{first} (is the disk full, or the folder not writable?)"
 
 
+def _disk_hint(exc: Exception, path: Path) -> object:
+    """libsndfile says "System error" when the disk is full: check the free space to say which."""
+    import shutil
+
+    try:
+        full = shutil.disk_usage(path.parent).free < 1 << 20
+    except OSError:
+        full = False
+    return OSError(errno.ENOSPC, "No space left on device") if full else exc
+
+
 def write_video(
     path: str | Path,
     frames: Iterable[np.ndarray],
@@ -162,7 +173,11 @@ def encode_segment(
     args += ["-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "pipe:0"]
     wav = path.with_suffix(".wav")
     if audio is not None and len(audio):
-        sf.write(wav, np.asarray(audio, np.float32), sample_rate, subtype="PCM_16")
+        try:
+            sf.write(wav, np.asarray(audio, np.float32), sample_rate, subtype="PCM_16")
+        except (OSError, sf.LibsndfileError) as exc:
+            wav.unlink(missing_ok=True)
+            raise VideoWriteError(f"Writing a stream segment failed: {_reason(_disk_hint(exc, path))}") from exc
         args += ["-i", str(wav), "-c:a", "flac", "-strict", "-2"]
     args += ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p"]
     args += ["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-movflags", "+faststart", str(path)]

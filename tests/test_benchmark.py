@@ -23,7 +23,18 @@ def test_bench_report(tiny_checkpoint, tmp_path):
     out = tmp_path / "bench"
     args = ["bench", "--checkpoint", str(tiny_checkpoint), "--durations", "0.5", "1.0", "--recompute-durations", "0.6"]
     args += ["--chunk-lengths", "1", "4", "--full-durations", "0.5", "--threads", "1", "--precision-seconds", "0.5"]
-    args += ["--out", str(out), "--profile", str(tmp_path / "profile.txt")]
+    args += [
+        "--realtime-seconds",
+        "0.5",
+        "--matmul-size",
+        "256",
+        "--repeats",
+        "2",
+        "--out",
+        str(out),
+        "--profile",
+        str(tmp_path / "profile.txt"),
+    ]
     assert main(args) == 0
     report = json.loads((out / "bench.json").read_text())
     assert (out / "bench.png").stat().st_size > 1000 and (out / "bench.md").read_text().startswith("| audio s")
@@ -38,6 +49,12 @@ def test_bench_report(tiny_checkpoint, tmp_path):
     assert [row["precision"] for row in report["precision"]] == ["fp32", "bf16"]
     assert report["precision"][1]["psnr_vs_fp32_db"] > 0 and "denoise_cpu" in report["precision"][0]
     assert {"load_average_before", "load_average_after"} <= set(report)
+    realtime = report["realtime"]  # the live-serving figures: defaults vs the old 4-step path, same run
+    assert realtime == json.loads((out / "realtime.json").read_text())
+    for name in ("default", "old 4-step default"):
+        row = realtime[name]
+        assert row["video_s"] == 0.52 and 0 < row["first_chunk_s"] <= row["wall_s"] and len(row["runs"]) == 2
+    assert realtime["speed_up"] > 0 and realtime["defaults"]["num_inference_steps"] == 1
     assert (tmp_path / "profile.txt").read_text().count("One denoiser forward") == 2
     assert "skipped" in report["gpu"] or "note" in report["gpu"]
     numbers = list(

@@ -57,6 +57,8 @@ class BenchConfig:
     precision: str = "fp32"
     precision_seconds: float = 10.0
     timeout_s: float = 900.0
+    matmul_size: int = 2048  # the torch.mm behind the peak figures (smaller: a quick check)
+    repeats: int = 10  # best-of for the denoiser forward timings
     extra: dict = field(default_factory=dict)
 
 
@@ -234,7 +236,9 @@ def profile_tables(pipe, rows: int = 14) -> str:
 
 
 @torch.no_grad()
-def denoiser_utilisation(pipe, chunk_length: int = 4, context: int = 9, repeats: int = 10) -> dict:
+def denoiser_utilisation(
+    pipe, chunk_length: int = 4, context: int = 9, repeats: int = 10, matmul_size: int = 2048
+) -> dict:
     """GFLOP/s of one denoiser forward with a full cache (window 8 + sink), vs the matmul peaks.
 
     ``forward_s`` is the best of ``repeats`` forwards (fp32), ``forward_bf16_s`` the same with
@@ -257,7 +261,8 @@ def denoiser_utilisation(pipe, chunk_length: int = 4, context: int = 9, repeats:
     with pipe.precision("bf16"):
         forward()
         seconds_bf16 = _best_seconds(forward, repeats)
-    peak, peak_bf16 = matmul_peak_gflops(), matmul_peak_gflops(dtype=torch.bfloat16)
+    peak = matmul_peak_gflops(matmul_size)
+    peak_bf16 = matmul_peak_gflops(matmul_size, dtype=torch.bfloat16)
     return {
         "gflop_per_forward": gflops,
         "attention_gflop_per_forward": attention,
@@ -304,7 +309,7 @@ def run(config: BenchConfig, on_section=None) -> dict:
     report.update(_scaling_summary(report["scaling"]))
     save(report)
     pipe = load(config.checkpoint, config.threads)
-    report["utilisation"] = denoiser_utilisation(pipe)
+    report["utilisation"] = denoiser_utilisation(pipe, repeats=config.repeats, matmul_size=config.matmul_size)
     report["precision"] = _precision_rows(pipe, config.precision_seconds)
     report["chunk_length"] = [_chunk_row(pipe, n, config.chunk_seconds, precision) for n in config.chunk_lengths]
     save(report)

@@ -728,16 +728,14 @@ class _Segments:
         return self.flush() if sum(len(f) for f in self.frames) >= target * self.fps else None
 
     def flush(self) -> Path | None:
+        from starcaster.audio import frame_samples
         from starcaster.video import encode_segment
 
         if not self.frames:
             return None
         frames = np.concatenate(self.frames)
         stop = self.start + len(frames)
-        audio = None
-        if self.audio is not None:
-            lo, hi = round(self.start * 16_000 / self.fps), round(stop * 16_000 / self.fps)
-            audio = np.pad(self.audio[lo:hi], (0, max(0, hi - lo - len(self.audio[lo:hi]))))
+        audio = None if self.audio is None else frame_samples(self.audio, self.start, stop, self.fps)
         path = encode_segment(self.folder / f"live_{self.count:05d}.mp4", frames, self.fps, audio)
         self.frames, self.start, self.count = [], stop, self.count + 1
         return path

@@ -205,7 +205,7 @@ def _decode_soundfile(path: Path, sample_rate: int, max_seconds: float | None) -
     try:
         meta = soundfile.info(str(path))
         if max_seconds is not None and meta.duration > max_seconds:
-            raise _too_long(meta.duration, max_seconds)
+            raise too_long(meta.duration, max_seconds)
         data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)  # [N, C]
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
         logger.debug("soundfile cannot read %s (%s); trying ffmpeg", path.name, exc)
@@ -258,7 +258,7 @@ def _decode_ffmpeg(path: Path, sample_rate: int, max_seconds: float | None) -> t
         )
     wave = np.frombuffer(result.stdout, dtype="<f4").astype(np.float32)
     if max_seconds is not None and len(wave) > max_seconds * sample_rate:
-        raise _too_long(None, max_seconds)
+        raise too_long(None, max_seconds)
     return wave, AudioInfo(duration_s=len(wave) / sample_rate, decoder="ffmpeg")
 
 
@@ -314,7 +314,7 @@ def _validate(wave: np.ndarray, sample_rate: int, max_seconds: float | None, inf
         raise InputError("The audio contains NaN or infinite samples. Re-export it (e.g. as 16-bit WAV) and try again.")
     duration = len(wave) / sample_rate
     if max_seconds is not None and duration > max_seconds:
-        raise _too_long(duration, max_seconds)
+        raise too_long(duration, max_seconds)
     info.peak = float(np.abs(wave).max())
     info.clipped_fraction = float(np.mean(np.abs(wave) >= CLIP_LEVEL))
     if info.peak > 1.0:
@@ -334,7 +334,7 @@ def _validate(wave: np.ndarray, sample_rate: int, max_seconds: float | None, inf
     return wave
 
 
-def _too_long(duration: float | None, max_seconds: float) -> InputError:
+def too_long(duration: float | None, max_seconds: float) -> InputError:
     length = f"{duration:.1f} s long" if duration is not None else "longer than that"
     return InputError(
         f"The audio is {length}; the limit here is {max_seconds:g} s. Trim the clip, or use the CLI, "
@@ -361,6 +361,14 @@ def num_video_frames(num_samples: int, fps: float, sample_rate: int = SAMPLE_RAT
     if fps <= 0:
         raise InputError(f"fps must be positive; got {fps}.")
     return max(1, math.ceil(num_samples * fps / sample_rate - 1e-9))
+
+
+def frame_samples(wave: np.ndarray, start: int, stop: int, fps: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The samples of video frames ``[start, stop)``, zero-padded past the end of ``wave``: what a
+    piece of a stream plays beside exactly those frames."""
+    lo, hi = round(start * sample_rate / fps), round(stop * sample_rate / fps)
+    piece = wave[lo:hi]
+    return np.pad(piece, (0, max(0, hi - lo - len(piece))))
 
 
 def frame_features(wave: np.ndarray, fps: float, config: AudioFeatureConfig) -> np.ndarray:

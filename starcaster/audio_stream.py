@@ -302,17 +302,21 @@ class StreamedFeatures:
     def total(self) -> int | None:
         return self.stream.total if self.stream.ended else self._expected
 
-    def push(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
-        """Append samples (float32 mono at ``sample_rate``; a live source keeps one rate)."""
+    def push(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        """Append samples (float32 mono at ``sample_rate``; a live source keeps one rate); returns
+        them as appended: at 16 kHz, clipped to [-1, 1]."""
         samples = np.asarray(samples, np.float32).reshape(-1)
         if sample_rate != SAMPLE_RATE:
             samples = self._resample(samples, int(sample_rate), last=False)
-        self._push(samples)
+        return self._push(samples)
 
-    def end(self) -> None:
+    def end(self) -> np.ndarray:
+        """No more samples will come; returns what the resampler still held (appended too)."""
+        tail = np.zeros(0, np.float32)
         if self._resampler is not None:
-            self._push(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+            tail = self._push(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         self.stream.end()
+        return tail
 
     def fetch(self, start: int, stop: int, timeout: float | None = None) -> np.ndarray | None:
         """Features of frames ``[start, stop)`` (fewer at the end of the clip); None if ``timeout``
@@ -332,6 +336,7 @@ class StreamedFeatures:
             self.clipped = True
             samples = np.clip(samples, -1.0, 1.0)
         self.stream.push(samples)
+        return samples
 
     def _resample(self, samples: np.ndarray, rate: int, last: bool) -> np.ndarray:
         import soxr

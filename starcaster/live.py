@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE, _to_float_mono, frame_samples
 from .errors import InputError
 from .pipeline_output import ChunkOutput
 
@@ -44,7 +44,6 @@ class LiveSession:
         self.features = pipe.live_audio(self.fps)
         self.run = pipe.start(audio=self.features, fps=self.fps, **settings)
         self._wave = np.zeros(0, np.float32)  # 16 kHz speech so far (for segments and the final video)
-        self._resampler, self._rate = None, SAMPLE_RATE
         self.received = 0  # 16 kHz samples pushed so far
         self._pushes: list[tuple[int, float]] = []  # (samples received after the push, time)
         self._done: queue.Queue = queue.Queue()
@@ -59,29 +58,17 @@ class LiveSession:
         """Add recorded speech (any rate; int16 or float, mono or channels-last)."""
         if time.perf_counter() - self._started > MAX_SESSION_SECONDS:
             raise InputError(f"A live session lasts at most {MAX_SESSION_SECONDS:g} s; start a new one.")
-        wave = _mono_float(samples)
-        if sample_rate != SAMPLE_RATE:
-            wave = self._resample(wave, int(sample_rate))
-        self._wave = np.concatenate([self._wave, wave])
-        self.received += len(wave)
+        self._keep(self.features.push(_to_float_mono(np.asarray(samples))[0], int(sample_rate)))
         self._pushes.append((self.received, time.perf_counter()))
-        self.features.push(wave)
 
     def end(self) -> None:
         """The speaker stopped: the last frames are generated from what arrived."""
-        if self._resampler is not None:
-            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-            self._wave = np.concatenate([self._wave, tail])
-            self.received += len(tail)
-            self.features.push(tail)
-        self.features.end()
+        self._keep(self.features.end())
 
-    def _resample(self, wave: np.ndarray, rate: int) -> np.ndarray:
-        import soxr
-
-        if self._resampler is None or rate != self._rate:
-            self._resampler, self._rate = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32"), rate
-        return self._resampler.resample_chunk(wave)
+    def _keep(self, wave: np.ndarray) -> None:
+        """The 16 kHz speech the features were computed from, kept for segments and the final video."""
+        self._wave = np.concatenate([self._wave, wave])
+        self.received += len(wave)
 
     # -- chunks out -----------------------------------------------------------------------
     def _generate(self) -> None:
@@ -124,9 +111,7 @@ class LiveSession:
 
     def audio_between(self, start: int, stop: int) -> np.ndarray:
         """The 16 kHz speech of frames ``[start, stop)``, zero-padded past what arrived."""
-        wave = self._wave
-        lo, hi = round(start * SAMPLE_RATE / self.fps), round(stop * SAMPLE_RATE / self.fps)
-        return np.pad(wave[lo:hi], (0, max(0, hi - lo - len(wave[lo:hi]))))
+        return frame_samples(self._wave, start, stop, self.fps)
 
     @property
     def audio(self) -> np.ndarray:
@@ -138,13 +123,3 @@ class LiveSession:
         if not self.features.stream.ended:
             self.features.end()
         self._thread.join(timeout=30)
-
-
-def _mono_float(samples: np.ndarray) -> np.ndarray:
-    wave = np.asarray(samples)
-    if np.issubdtype(wave.dtype, np.integer):
-        wave = wave.astype(np.float32) / float(-np.iinfo(wave.dtype).min)
-    wave = wave.astype(np.float32)
-    if wave.ndim == 2:
-        wave = wave.mean(axis=1 if wave.shape[0] > wave.shape[1] else 0)
-    return wave.reshape(-1)

@@ -32,6 +32,7 @@ from .audio import (
     frame_features,
     load_audio,
     num_video_frames,
+    too_long,
 )
 from .audio_stream import FixedFeatures, StreamedFeatures, file_samples, iter_file_blocks
 from .camera import FROZEN_TIME_PATHS, ViewSteering, ViewTrack, make_view_track
@@ -352,7 +353,7 @@ class STARCasterPipeline(DiffusionPipeline):
         if samples is None or samples <= LONG_AUDIO_SECONDS * SAMPLE_RATE:
             return None
         if r.max_audio_seconds is not None and samples > r.max_audio_seconds * SAMPLE_RATE:
-            load_audio(r.audio, SAMPLE_RATE, max_seconds=r.max_audio_seconds)  # raises the usual "too long" error
+            raise too_long(samples / SAMPLE_RATE, r.max_audio_seconds)
         if r.trim_silence:
             raise InputError(
                 f"trim_silence needs the whole clip in memory; it is only available for audio up to "

@@ -107,6 +107,23 @@ SMALL_CLIP_TEXT = dict(  # CLIP-L's vocabulary and prompt, 2 layers; 512 wide: t
     projection_dim=512,
 )
 
+
+# Stable Diffusion 1.5's UNet layout (Arc2Face's backbone) and the conditioning of the real-scale
+# presets: `real` uses it at full width, `real-small` at a fraction of it.
+SD15_LAYOUT = dict(
+    latent_channels=4,
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    layers_per_block=2,
+    attention_heads=8,
+    norm_num_groups=32,
+    identity_projector="arc2face",
+    audio_context=4,
+    camera_tokens=2,
+    camera_bands=8,
+    max_context_frames=16,
+)
+
 PRESETS: dict[str, ModelPreset] = {
     "tiny": ModelPreset(
         image_size=32,
@@ -145,24 +162,14 @@ PRESETS: dict[str, ModelPreset] = {
     "real": ModelPreset(
         image_size=512,
         unet=dict(
+            **SD15_LAYOUT,
             sample_size=64,
-            latent_channels=4,
             block_out_channels=(320, 640, 1280, 1280),
-            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-            layers_per_block=2,
-            attention_heads=8,
             cross_attention_dim=768,
-            norm_num_groups=32,
-            identity_projector="arc2face",
             clip_config=CLIP_VIT_L14_TEXT,
             audio_extractor="wav2vec2",  # per-frame wav2vec2 features (audio.audio_config_for)
             audio_model=WAV2VEC2_MODEL,
             audio_n_mels=768,  # the projector's input width: wav2vec2-base's hidden size
-            audio_context=4,
-            camera_tokens=2,
-            camera_bands=8,
-            max_context_frames=16,
             identity_encoder_type="insightface-antelopev2",
         ),
         vae=_vae((128, 256, 512, 512), 4, 32, 2, 512, 0.18215),
@@ -171,22 +178,12 @@ PRESETS: dict[str, ModelPreset] = {
     "real-small": ModelPreset(
         image_size=128,
         unet=dict(
+            **SD15_LAYOUT,  # the real topology at a fraction of the width
             sample_size=16,
-            latent_channels=4,
             block_out_channels=(32, 64, 128, 128),
-            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-            layers_per_block=2,
-            attention_heads=8,
             cross_attention_dim=512,
-            norm_num_groups=32,
-            identity_projector="arc2face",
             clip_config=SMALL_CLIP_TEXT,
             audio_n_mels=80,
-            audio_context=4,
-            camera_tokens=2,
-            camera_bands=8,
-            max_context_frames=16,
         ),
         vae=_vae((32, 64, 64, 64), 4, 32, 2, 128, 0.18215),
         identity_encoder=dict(image_size=128),  # stands in for insightface (which needs real faces)

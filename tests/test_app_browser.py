@@ -162,9 +162,11 @@ def test_generate_in_the_browser(page, speech_wave, tmp_path):
 @pytest.fixture(scope="module")
 def bundled_page(browser):
     from starcaster import BUNDLED_CHECKPOINT, STARCasterPipeline
+    from starcaster.app_support import CheckpointInfo
 
     pipe = STARCasterPipeline.from_pretrained(ROOT / BUNDLED_CHECKPOINT)
-    with serve(pipe, max_audio_seconds=20.0) as (_, url):
+    info = CheckpointInfo(label=BUNDLED_CHECKPOINT, revision=None)  # trained weights: no random-weights banner
+    with serve(pipe, max_audio_seconds=20.0, info=info) as (_, url):
         browser.get(url)
         _wait(browser, lambda d: d.find_elements("css selector", "#generate-btn"), 60, "the page to load")
         yield browser
@@ -232,6 +234,7 @@ def test_live_playback_starts_before_generation_ends_and_the_camera_follows_the_
     seen = Experts().view(frames)[:, 0]  # the pose expert's azimuth of every frame
     assert abs(np.median(seen[: max(1, turned - 5)])) < 10.0 and abs(np.median(seen[-25:]) - 45.0) < 10.0
     print(f"first moving frame {first_motion:.1f} s after Generate; camera turned at frame {turned}")
+    assert not driver.find_elements("css selector", "#random-banner")
     assert _console_errors(driver) == []
 
 

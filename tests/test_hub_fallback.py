@@ -3,8 +3,6 @@ bundled folder, each said in one line without a server path; `download` takes th
 
 from __future__ import annotations
 
-import socket
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import starcaster.app_support as support
 import starcaster.hub as hub
 from starcaster import BUNDLED_CHECKPOINT, HUB_CHECKPOINT
 from starcaster.cli import main
-from tests.helpers import free_port, install_into_hf_cache
+from tests.helpers import black_hole, free_port, install_into_hf_cache
 
 
 @pytest.fixture
@@ -55,33 +53,6 @@ def test_offline_with_the_repo_cached_loads_it_and_says_so(app_env, tiny_checkpo
     assert message == f"Loaded `{app_env}` @ `run8` from the local Hugging Face cache: offline mode (HF_HUB_OFFLINE=1)."
 
 
-@contextmanager
-def silent_server():
-    """A TCP server on 127.0.0.1 that accepts connections and never answers (a dropping firewall)."""
-    server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
-
-
 @pytest.mark.parametrize("endpoint", ["refused", "silent"])
 def test_an_unreachable_hub_uses_the_cache_without_hanging(app_env, tiny_checkpoint, monkeypatch, endpoint):
     """Online mode, but the Hub refuses connections or never answers: the bounded timeout turns the
@@ -89,7 +60,7 @@ def test_an_unreachable_hub_uses_the_cache_without_hanging(app_env, tiny_checkpo
     install_into_hf_cache(tiny_checkpoint, app_env, constants.HF_HUB_CACHE, revision="run8")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub, "HUB_TIMEOUT_S", 0.5)
-    with silent_server() if endpoint == "silent" else _refused() as url:
+    with black_hole() if endpoint == "silent" else _refused() as url:
         monkeypatch.setattr(constants, "ENDPOINT", url)
         loaded = support.load_app_pipeline(None)
     assert (loaded.info.label, loaded.info.revision) == (app_env, "run8")

@@ -12,14 +12,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import serve
+from tests.helpers import black_hole, serve
 from tests.reliability.corpus import PORTRAIT, ROOT, SPEECH
 from tests.reliability.rawhttp import FAST
 
@@ -223,32 +222,6 @@ def test_cli_output_dir_full(tiny_checkpoint, tmp_path, capsys):
 
 
 # -- the Hub cannot be reached --------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def black_hole():
-    """A loopback port that accepts connections and never answers (a dropped or captive network)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held, stop = [], threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
 
 
 def _closed_port() -> str:

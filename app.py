@@ -33,8 +33,10 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from starcaster import GenerationRequest, STARCasterError, __version__
+from starcaster import STARCasterError, __version__
 from starcaster.app_support import CheckpointInfo, gpu_seconds, load_app_pipeline, run_record
+from starcaster.camera import ViewRange
+from starcaster.request import DEFAULTS, OPTIONS
 
 try:  # Hugging Face ZeroGPU; locally (no SPACES_ZERO_GPU) ``spaces.GPU`` returns the function unchanged
     import spaces
@@ -45,13 +47,15 @@ logger = logging.getLogger("starcaster.app")
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
-CAMERA_PATHS = ["static", "orbit", "nod", "sweep"]
+CAMERA_PATHS = list(OPTIONS["camera_path"].choices)
 FV_KINDS = ["sweep (one instant, many views)", "orbit video"]
 FV_SOURCES = ["a portrait", "the identity from the 'From an identity' tab"]
 MODES = ("portrait", "identity", "free", "live")
 DEFAULT_MAX_AUDIO_SECONDS = 20.0
 DEFAULT_QUEUE_SIZE = 16
 MAX_SEED = 2**31 - 1
+SWEEP_VIEWS = 16  # the page's default number of views of a sweep
+SWEEP_VIEWS_MAX = 64
 FIRST_SEGMENT_S = 0.3  # the live player starts after this much video (≈ one or two chunks)
 SEGMENT_S = 0.5  # later pieces of the live stream: seconds of video each
 LIVE_MIC_EVERY_S = 0.25  # the microphone's samples reach the server this often
@@ -144,10 +148,8 @@ class DemoApp:
         self._sweep_lock = threading.Lock()
         self._returned: deque[tuple[float, Path]] = deque()
         weakref.finalize(self, shutil.rmtree, str(work_dir), True)  # at exit or when the app goes away
-        cfg = pipe.unet.config
-        self.max_azimuth = float(cfg.get("max_azimuth", 90.0))
-        self.max_elevation = float(cfg.get("max_elevation", 30.0))
-        self.max_context = int(cfg.max_context_frames) - 1
+        self.views = pipe.view_range or ViewRange()  # the sliders span the trained views (undeclared: all views)
+        self.max_context = int(pipe.unet.config.max_context_frames) - 1
         self.generate_on_gpu = _gpu(self._gpu_duration)(self._chunks)
         self._runs: dict[str, object] = {}  # session → the run it is streaming (steered by the sliders)
         self._live: dict[str, object] = {}  # session → its LiveSession (microphone mode)
@@ -327,20 +329,20 @@ class DemoApp:
         image: str | None,
         embedding: str | None,
         audio: str | None,
-        azimuth: float = 0.0,
-        elevation: float = 0.0,
-        camera_path: str = "static",
-        chunk_length: int = GenerationRequest.chunk_length,
-        num_inference_steps: int = GenerationRequest.num_inference_steps,
-        guidance_scale_audio: float = 1.0,
-        guidance_scale_identity: float = 1.0,
+        azimuth: float = DEFAULTS["azimuth"],
+        elevation: float = DEFAULTS["elevation"],
+        camera_path: str = DEFAULTS["camera_path"],
+        chunk_length: int = DEFAULTS["chunk_length"],
+        num_inference_steps: int = DEFAULTS["num_inference_steps"],
+        guidance_scale_audio: float = DEFAULTS["guidance_scale_audio"],
+        guidance_scale_identity: float = DEFAULTS["guidance_scale_identity"],
         seed: float = 0,
         randomize_seed: bool = False,
-        fps: float = 25,
-        context_frames: int = 8,
-        sweep_views: int = 16,
+        fps: float = DEFAULTS["fps"],
+        context_frames: int = DEFAULTS["context_frames"],
+        sweep_views: int = SWEEP_VIEWS,
         sweep_moment: float = 0.5,
-        refine_details: bool = True,
+        refine_details: bool = DEFAULTS["use_refiner"],
         progress=gr.Progress(),  # noqa: B008 — Gradio injects the tracker through this default
         request: gr.Request = None,
         paced: bool = False,
@@ -354,7 +356,7 @@ class DemoApp:
                 else "Give a portrait image or an identity embedding file, not both."
             )
         seed = random.randint(0, MAX_SEED) if randomize_seed else _seed(seed)
-        settings = self._settings(locals())
+        settings = self._settings(locals(), len(wave) / 16_000)
         for warning in audio_info.warnings:
             gr.Warning(warning)
         run_dir = self._run_dir(request)
@@ -375,7 +377,8 @@ class DemoApp:
             raise _user_error(exc) from exc
         return loaded.wave, loaded.info
 
-    def _settings(self, given: dict) -> dict:
+    def _settings(self, given: dict, seconds: float) -> dict:
+        """The run's ``GenerationRequest`` options (+ ``seed``): what ``pipe.start`` gets and the settings JSON records."""
         path = given["camera_path"] or "static"
         settings = dict(
             azimuth=float(given["azimuth"]),
@@ -390,8 +393,9 @@ class DemoApp:
             context_frames=int(given["context_frames"]),
             use_refiner=bool(given["refine_details"]),
         )
-        if path == "sweep":
-            settings.update(num_frames=int(given["sweep_views"]), sweep_moment=float(given["sweep_moment"]))
+        if path == "sweep":  # the moment as a fraction of the clip → seconds, the last frame at most
+            moment = min(float(given["sweep_moment"]) * seconds, max(0.0, seconds - 1.0 / settings["fps"]))
+            settings.update(num_frames=int(given["sweep_views"]), sweep_time=round(moment, 4))
         return settings
 
     def _stream(
@@ -417,6 +421,8 @@ class DemoApp:
         video_path = run_dir / f"starcaster_seed{seed}.mp4"
         segments = _Segments(run_dir, header["fps"], header["audio"])
         progress((0, header["num_frames"]), desc="starting", unit="frames")
+        for warning in header["warnings"]:  # e.g. views outside the checkpoint's trained range
+            gr.Warning(warning)
         footer: dict = {}
         with VideoWriter(video_path, header["fps"], header["audio"]) as writer:
             while (chunk := _next_or_error(chunks)) is not None:
@@ -444,7 +450,7 @@ class DemoApp:
         status = (
             f"Done: {writer.frames_written} frames at {header['fps']:g} fps in {elapsed:.1f} s · seed {seed} · "
             f"azimuth {first:.0f}° → {last_view:.0f}°"
-        )
+        ) + "".join(f"\n\n⚠️ {w}" for w in header["warnings"])
         yield (str(last) if last else gr.skip()), str(video_path), str(identity_path), str(settings_path), status, seed
 
     def _write_record(
@@ -482,10 +488,7 @@ class DemoApp:
         """
         import torch
 
-        kwargs = {k: v for k, v in settings.items() if k not in ("seed", "sweep_moment")}
-        if settings["camera_path"] == "sweep":
-            seconds = len(wave) / 16_000
-            kwargs["sweep_time"] = min(settings["sweep_moment"] * seconds, max(0.0, seconds - 1.0 / settings["fps"]))
+        kwargs = {k: v for k, v in settings.items() if k != "seed"}
         kwargs.update(
             audio=wave,
             image=image,
@@ -500,6 +503,7 @@ class DemoApp:
             "audio": run.audio,
             "identity_embedding": run.identity_embedding,
             "azimuth": (float(run.views.azimuth[0]), float(run.views.azimuth[-1])),
+            "warnings": list(run.warnings),
         }
         steerable = session is not None and settings["camera_path"] == "static"
         if steerable:
@@ -1065,30 +1069,27 @@ def _audio_input(app: DemoApp) -> gr.Audio:
 def _controls(app: DemoApp) -> list:
     """Azimuth, elevation, path, chunk, steps, audio/identity guidance, seed, randomize, fps, context, sweep, refiner."""
     with gr.Row():
-        azimuth = gr.Slider(-app.max_azimuth, app.max_azimuth, 0, step=1, label="Azimuth (°)", elem_id="azimuth")
-        elevation = gr.Slider(-app.max_elevation, app.max_elevation, 0, step=1, label="Elevation (°)")
+        azimuth = gr.Slider(*app.views.azimuth, DEFAULTS["azimuth"], step=1, label="Azimuth (°)", elem_id="azimuth")
+        elevation = gr.Slider(*app.views.elevation, DEFAULTS["elevation"], step=1, label="Elevation (°)")
     camera_path = gr.Dropdown(
-        CAMERA_PATHS, value="static", label="Camera path", info="sweep freezes time and moves the camera"
+        CAMERA_PATHS, value=DEFAULTS["camera_path"], label="Camera path", info="sweep freezes time and moves the camera"
     )
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
         randomize = gr.Checkbox(False, label="Randomize seed")
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
-            chunk = gr.Slider(
-                1, 16, GenerationRequest.chunk_length, step=1, label="Chunk length (frames per AR chunk; steers live)"
-            )
-            steps = gr.Slider(
-                1, 50, GenerationRequest.num_inference_steps, step=1, label="Denoising steps per chunk (1 is enough)"
-            )
+            chunk = _slider("chunk_length", "Chunk length (frames per AR chunk; steers live)")
+            steps = _slider("num_inference_steps", "Denoising steps per chunk (1 is enough)")
         with gr.Row():
-            guidance_audio = gr.Slider(0, 10, 1.0, step=0.1, label="Audio guidance (1 = off)")
-            guidance_identity = gr.Slider(0, 10, 1.0, step=0.1, label="Identity guidance (1 = off)")
+            guidance_audio = _slider("guidance_scale_audio", "Audio guidance (1 = off)", step=0.1)
+            guidance_identity = _slider("guidance_scale_identity", "Identity guidance (1 = off)", step=0.1)
         with gr.Row():
-            fps = gr.Slider(5, 30, 25, step=1, label="Frames per second")
-            context = gr.Slider(0, app.max_context, min(8, app.max_context), step=1, label="Context frames (KV cache)")
+            fps = _slider("fps", "Frames per second")
+            context = _slider("context_frames", "Context frames (KV cache)", high=app.max_context)
         with gr.Row():
-            sweep_views = gr.Slider(4, 64, 16, step=1, label="Sweep: number of views")
+            # at most SWEEP_VIEWS_MAX views here (the spec allows more): a sweep's views are one batch of work
+            sweep_views = _slider("num_frames", "Sweep: number of views", high=SWEEP_VIEWS_MAX, value=SWEEP_VIEWS)
             sweep_moment = gr.Slider(0, 1, 0.5, step=0.05, label="Sweep: moment in the clip (0 = start, 1 = end)")
         refine = gr.Checkbox(
             app.pipe.refiner is not None,
@@ -1113,6 +1114,14 @@ def _controls(app: DemoApp) -> list:
         sweep_moment,
         refine,
     ]
+
+
+def _slider(name: str, label: str, *, high: float | None = None, value=None, step: float = 1) -> gr.Slider:
+    """A slider over a ``GenerationRequest`` option: its range (``high`` may narrow it) and default."""
+    spec = OPTIONS[name]
+    top = spec.high if high is None else min(high, spec.high if spec.high is not None else high)
+    value = DEFAULTS[name] if value is None else value
+    return gr.Slider(spec.low, top, min(value, top), step=step, label=label)
 
 
 def _outputs() -> list:

@@ -230,28 +230,16 @@ def gpu_seconds(
 
 
 def run_record(info: CheckpointInfo, settings: dict, *, inputs: dict) -> dict:
-    """The settings JSON offered for download: everything needed to reproduce the run."""
-    cli = [
-        "python -m starcaster generate",
-        f"--checkpoint {info.label}" + (f"@{info.revision}" if info.revision else ""),
-    ]
-    flags = {
-        "azimuth": "--azimuth",
-        "elevation": "--elevation",
-        "camera_path": "--camera-path",
-        "chunk_length": "--chunk-length",
-        "num_inference_steps": "--steps",
-        "guidance_scale_audio": "--guidance-audio",
-        "guidance_scale_identity": "--guidance-identity",
-        "guidance_scale_camera": "--guidance-camera",
-        "noise_sharing": "--noise-sharing",
-        "context_frames": "--context-frames",
-        "seed": "--seed",
-        "fps": "--fps",
-    }
-    cli += [f"{flag} {settings[key]}" for key, flag in flags.items() if key in settings]
-    if settings.get("use_refiner") is False:
-        cli.append("--no-refiner")
+    """The settings JSON offered for download: everything needed to reproduce the run.
+
+    ``settings`` are ``GenerationRequest`` options (+ ``seed``); the command line gets one
+    ``generate`` flag for each (``request.command_line``: the same spec the CLI parses).
+    """
+    from .request import command_line, quoted
+
+    checkpoint = info.label + (f"@{info.revision}" if info.revision else "")
+    words = ["--checkpoint", checkpoint, *command_line(settings, seed=settings.get("seed"))]
+    tail = "--audio AUDIO (--image IMAGE | --embedding identity.npy) --out out.mp4"
     return {
         "starcaster_version": __version__,
         "checkpoint": info.label,
@@ -259,5 +247,5 @@ def run_record(info: CheckpointInfo, settings: dict, *, inputs: dict) -> dict:
         "random_weights": info.random_weights,
         "inputs": inputs,
         "settings": settings,
-        "command_line": " ".join(cli) + " --audio AUDIO (--image IMAGE | --embedding identity.npy) --out out.mp4",
+        "command_line": f"python -m starcaster generate {quoted(words)} {tail}",
     }

@@ -348,7 +348,7 @@ class DemoApp:
         paced: bool = False,
     ) -> Iterator[tuple]:
         """Yield (live segment, video, identity.npy, settings.json, status, seed): live pieces, then the files."""
-        wave, audio_info = self._load_audio(audio)
+        loaded = self._load_audio(audio)  # decoded and checked once: the pipeline takes it as it is
         if (image is None) == (embedding is None):
             raise _fail(
                 "Give exactly one identity: a portrait image or an identity embedding file."
@@ -356,13 +356,13 @@ class DemoApp:
                 else "Give a portrait image or an identity embedding file, not both."
             )
         seed = random.randint(0, MAX_SEED) if randomize_seed else _seed(seed)
-        settings = self._settings(locals(), len(wave) / 16_000)
-        for warning in audio_info.warnings:
+        settings = self._settings(locals(), loaded.info.duration_s)
+        for warning in loaded.info.warnings:
             gr.Warning(warning)
         run_dir = self._run_dir(request)
         try:
             session = getattr(request, "session_hash", None)
-            yield from self._stream(settings, wave, run_dir, image, embedding, audio, progress, session, paced)
+            yield from self._stream(settings, loaded, run_dir, image, embedding, audio, progress, session, paced)
         finally:  # the files were copied into Gradio's cache when the last value was sent
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -372,10 +372,9 @@ class DemoApp:
         if not audio:
             raise _fail("Add speech audio: upload a file, record with the microphone, or pick an example clip.")
         try:
-            loaded = read_audio(audio, max_seconds=self.max_audio_seconds)
+            return read_audio(audio, max_seconds=self.max_audio_seconds)
         except STARCasterError as exc:
             raise _user_error(exc) from exc
-        return loaded.wave, loaded.info
 
     def _settings(self, given: dict, seconds: float) -> dict:
         """The run's ``GenerationRequest`` options (+ ``seed``): what ``pipe.start`` gets and the settings JSON records."""
@@ -399,14 +398,14 @@ class DemoApp:
         return settings
 
     def _stream(
-        self, settings, wave, run_dir: Path, image, embedding, audio, progress, session, paced=False
+        self, settings, loaded, run_dir: Path, image, embedding, audio, progress, session, paced=False
     ) -> Iterator[tuple]:
         """Write the mp4 as chunks arrive and hand the live player a segment every ``SEGMENT_S`` s.
 
         ``paced`` (the page): generation waits while it is more than ``LIVE_LEAD_S`` of video ahead
         of real time since the first segment, so a slider moved while it plays turns the camera
         within about that much video, and the CPU is free for other visitors meanwhile."""
-        chunks = self.generate_on_gpu(settings, wave, image, embedding, session)
+        chunks = self.generate_on_gpu(settings, loaded, image, embedding, session)
         try:
             yield from self._write_stream(chunks, settings, run_dir, image, embedding, audio, progress, paced)
         finally:  # an error or a Stop: the run's worker threads end now, not when garbage-collected
@@ -471,9 +470,9 @@ class DemoApp:
         settings_path.write_text(json.dumps(record, indent=2) + "\n")
         return identity_path, settings_path
 
-    def _gpu_duration(self, settings: dict, wave: np.ndarray, image, embedding, session=None) -> int:
+    def _gpu_duration(self, settings: dict, loaded, image, embedding, session=None) -> int:
         return gpu_seconds(
-            len(wave) / 16_000,
+            loaded.info.duration_s,
             settings["fps"],
             settings["num_inference_steps"],
             settings["camera_path"],
@@ -481,7 +480,7 @@ class DemoApp:
             self.max_audio_seconds,
         )
 
-    def _chunks(self, settings: dict, wave: np.ndarray, image, embedding, session: str | None = None) -> Iterator:
+    def _chunks(self, settings: dict, loaded, image, embedding, session: str | None = None) -> Iterator:
         """The GPU part (``spaces.GPU``): a header dict, every ``ChunkOutput``, then ``{"views": ...}``.
 
         While it runs, the page's sliders steer it (``steer``) through ``self._runs[session]``.
@@ -490,7 +489,7 @@ class DemoApp:
 
         kwargs = {k: v for k, v in settings.items() if k != "seed"}
         kwargs.update(
-            audio=wave,
+            audio=loaded,  # a LoadedAudio: the pipeline does not decode or validate it again
             image=image,
             identity_embedding=embedding,
             generator=torch.Generator().manual_seed(settings["seed"]),

@@ -174,7 +174,8 @@ class ViewRange:
         outside = (az < self.azimuth[0]) | (az > self.azimuth[1]) | (el < self.elevation[0]) | (el > self.elevation[1])
         if not outside.any():
             return None
-        count = f"{int(outside.sum())} of {outside.size} views are" if outside.size > 1 else "The view is"
+        one = bool(np.all(az == az[0]) and np.all(el == el[0]))
+        count = f"The view ({az[0]:g}°, {el[0]:g}°) is" if one else f"{int(outside.sum())} of {outside.size} views are"
         return (
             f"{count} outside the range this checkpoint was trained on (azimuth {self.azimuth[0]:g}° to "
             f"{self.azimuth[1]:g}°, elevation {self.elevation[0]:g}° to {self.elevation[1]:g}°): the model "

@@ -293,13 +293,37 @@ def _crop_largest(image: Image.Image, size: int, faces: list[tuple[int, int, int
     notes = []
     if others:
         notes.append(f"{len(others) + 1} faces found; using the largest one. Crop the photo to choose another.")
-    left, top, right, bottom = largest
-    side = (right - left) * CROP_SCALE
-    centre = ((left + right) / 2, (top + bottom) / 2 + CROP_SHIFT_Y * (right - left))
-    crop = _square_crop(image, centre, side, size)
     for note in notes:
         logger.warning(note)
-    return FaceCrop(image=crop, box=largest, num_faces=len(others) + 1, warnings=notes, method="cascade")
+    return FaceCrop(
+        image=_crop_around(image, largest, size),
+        box=largest,
+        num_faces=len(others) + 1,
+        warnings=notes,
+        method="cascade",
+    )
+
+
+def _crop_around(image: Image.Image, box: tuple[int, int, int, int], size: int) -> Image.Image:
+    """The FFHQ-style square around a face box (``CROP_SCALE`` × its side, shifted down by ``CROP_SHIFT_Y``)."""
+    left, top, right, bottom = box
+    centre = ((left + right) / 2, (top + bottom) / 2 + CROP_SHIFT_Y * (right - left))
+    return _square_crop(image, centre, (right - left) * CROP_SCALE, size)
+
+
+def recrop(image: Image.Image, crop: FaceCrop, size: int) -> FaceCrop:
+    """The face ``crop`` found in ``image``, cropped again at ``size`` px without detecting it again.
+
+    The pipeline embeds a portrait with its identity backend (which detects the face) and needs the
+    same face as its reference at the video's resolution: this is that crop, by the same rule as
+    ``detect_and_crop_face`` (a centre crop stays a centre crop).
+    """
+    if crop.method == "centre":
+        cut = _centre_crop(image, size, [])
+    else:
+        cut = FaceCrop(_crop_around(image, crop.box, size), crop.box, crop.num_faces, method=crop.method)
+    cut.warnings = list(crop.warnings)
+    return cut
 
 
 def _centre_crop(image: Image.Image, size: int, notes: list[str]) -> FaceCrop:

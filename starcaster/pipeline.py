@@ -30,6 +30,7 @@ from .audio import (
     SAMPLE_RATE,
     AudioFeatureConfig,
     AudioSource,
+    LoadedAudio,
     audio_config_for,
     frame_features,
     load_audio,
@@ -236,9 +237,19 @@ class STARCasterPipeline(DiffusionPipeline):
         check_view(r.azimuth, r.elevation)
 
     # -- 2. identity --------------------------------------------------------------------
-    def identity_backend(self):
-        """The face encoder this checkpoint's identity space needs (built-in or insightface)."""
-        return identity_frontend.make_identity_backend(self.identity_space, self.identity_encoder)
+    def identity_backend(self, **options):
+        """The face encoder this checkpoint's identity space needs (built-in or insightface).
+
+        Built once per pipeline (and ``options``, e.g. ``detector="none"``) and reused: insightface
+        loads its ONNX models on first use, so a backend per request reloaded them every time. A
+        new ``identity_encoder`` component gets a new backend.
+        """
+        key = (self.identity_space, tuple(sorted(options.items())))
+        cached = self._identity_backends.get(key)
+        if cached is None or cached[0] is not self.identity_encoder:
+            backend = identity_frontend.make_identity_backend(self.identity_space, self.identity_encoder, **options)
+            cached = self._identity_backends[key] = (self.identity_encoder, backend)
+        return cached[1]
 
     def encode_identity(self, image) -> np.ndarray:
         """A face image → the checkpoint's 512-D identity embedding (L2-normalised)."""
@@ -280,10 +291,7 @@ class STARCasterPipeline(DiffusionPipeline):
 
     def _embed_avatar(self, fit):
         """Set ``fit.embedding``; the built-in encoder reads the avatar's portrait whole (it is already a crop)."""
-        builtin = self.identity_space == "builtin"
-        backend = identity_frontend.make_identity_backend(
-            self.identity_space, self.identity_encoder, **({"detector": "none"} if builtin else {})
-        )
+        backend = self.identity_backend(**({"detector": "none"} if self.identity_space == "builtin" else {}))
         fit.embedding = backend.embed(identity_frontend.load_image(fit.portrait))
         return fit
 
@@ -306,9 +314,11 @@ class STARCasterPipeline(DiffusionPipeline):
 
             if (fit := avatar_for(picture, avatar)) is not None:
                 picture = identity_frontend.load_image(self._embed_avatar(fit).portrait)
-        embedding = fit.embedding if fit is not None else self.identity_backend().embed(picture)
-        crop = identity_frontend.detect_and_crop_face(picture, self.image_size, detector="none" if fit else "auto")
-        return embedding, np.array(crop.image), fit
+        if fit is not None:  # the avatar's portrait is already a crop
+            crop = identity_frontend.detect_and_crop_face(picture, self.image_size, detector="none")
+            return fit.embedding, np.array(crop.image), fit
+        found = self.identity_backend().extract(picture)  # detects the face once: the reference crop reuses it
+        return found.embedding, np.array(identity_frontend.recrop(picture, found.crop, self.image_size).image), None
 
     # -- 3./4. audio and views ----------------------------------------------------------
     def _prepare_audio(self, r: GenerationRequest, frozen: bool) -> tuple[np.ndarray | None, Path | None, object]:
@@ -320,7 +330,7 @@ class STARCasterPipeline(DiffusionPipeline):
             total = num_video_frames(file_samples(long_file), r.fps)
             blocks = iter_file_blocks(long_file)
             return None, long_file, StreamedFeatures(r.fps, self.audio_config, blocks=blocks, total=total)
-        wave = load_audio(r.audio, SAMPLE_RATE, max_seconds=r.max_audio_seconds, trim_silence=r.trim_silence)
+        wave = self._wave(r)
         if frozen:
             return None, None, FixedFeatures(self._instant(wave, r))
         if self.audio_config.extractor != "logmel":  # a sequence model over the whole clip (wav2vec2)
@@ -329,6 +339,16 @@ class STARCasterPipeline(DiffusionPipeline):
         features.push(wave)
         features.end()
         return wave, None, features
+
+    def _wave(self, r: GenerationRequest) -> np.ndarray:
+        """The whole clip's samples; a ``LoadedAudio`` was decoded and checked by the caller (the app): used as it is."""
+        if not isinstance(r.audio, LoadedAudio):
+            return load_audio(r.audio, SAMPLE_RATE, max_seconds=r.max_audio_seconds, trim_silence=r.trim_silence)
+        if r.max_audio_seconds is not None and r.audio.info.duration_s > r.max_audio_seconds:
+            raise too_long(r.audio.info.duration_s, r.max_audio_seconds)
+        if r.trim_silence:
+            raise InputError("trim_silence applies when audio is read: pass read_audio(..., trim_silence=True).")
+        return r.audio.wave
 
     def _long_file(self, r: GenerationRequest) -> Path | None:
         """A recording long enough to be read in blocks (soundfile formats over ``LONG_AUDIO_SECONDS``)."""

@@ -273,11 +273,12 @@ def _check_number(name: str, value, spec: Option) -> None:
     if math.isfinite(number) and number >= spec.low and not too_high:
         return
     unit = f" {spec.unit}" if spec.unit and spec.unit != "°" else spec.unit
+    low = f"{spec.low:g}°" if spec.unit == "°" else f"{spec.low:g}"
     if spec.high is None:
         raise InputError(f"{name} must be at least {spec.low:g}{unit}; got {value}.")
     if spec.high_open:
         raise InputError(f"{name} must be at least {spec.low:g} and below {spec.high:g}; got {value}.")
-    raise InputError(f"{name} must be between {spec.low:g} and {spec.high:g}{unit}; got {value}.")
+    raise InputError(f"{name} must be between {low} and {spec.high:g}{unit}; got {value}.")
 
 
 def flag_help(spec: Option, default) -> str:

@@ -332,3 +332,29 @@ def test_refiner_checkbox_follows_the_checkpoint_and_reaches_the_command_line(ti
     assert without.value is False and not without.interactive
     assert "--no-refiner" in run_record(info, {"seed": 1, "use_refiner": False}, inputs={})["command_line"]
     assert "--no-refiner" not in run_record(info, {"seed": 1, "use_refiner": True}, inputs={})["command_line"]
+
+
+def test_view_sliders_span_the_views_the_checkpoint_was_trained_on(tiny_pipe):
+    """The azimuth/elevation sliders read the checkpoint's declared ``trained_views`` (they read a
+    ``max_azimuth`` key that no UNet config registers, so every checkpoint got ±90° / ±30°)."""
+    import app
+    from starcaster import STARCasterPipeline
+    from starcaster.app_support import CheckpointInfo
+
+    pipe = STARCasterPipeline(**tiny_pipe.components, trained_views={"azimuth": [-45, 45], "elevation": [-20, 25]})
+    demo = app.create_demo(pipe, CheckpointInfo(label="tiny", revision=None))
+    sliders = {b.label: b for b in demo.blocks.values() if isinstance(b, __import__("gradio").Slider)}
+    assert (sliders["Azimuth (°)"].minimum, sliders["Azimuth (°)"].maximum) == (-45, 45)
+    assert (sliders["Elevation (°)"].minimum, sliders["Elevation (°)"].maximum) == (-20, 25)
+
+
+def test_impossible_elevation_is_a_gr_error(tiny_pipe, tmp_path, speech_file):
+    import gradio as gr
+
+    import app
+    from starcaster.app_support import CheckpointInfo
+
+    demo_app = app.DemoApp(tiny_pipe, CheckpointInfo(label="tiny", revision=None), 3.0, tmp_path)
+    with pytest.raises(gr.Error, match="elevation must be between -90° and 90°"):
+        list(demo_app.generate(str(PORTRAIT), None, str(speech_file), elevation=720, progress=lambda *a, **k: None))
+    assert not list(tmp_path.rglob("*.mp4"))

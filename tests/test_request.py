@@ -166,9 +166,7 @@ def test_bundled_checkpoint_declares_the_views_synthtalk_trains_on():
     }
 
 
-def test_views_outside_the_trained_range_warn_and_impossible_ones_fail(
-    tiny_pipe, speech_wave, identity_vector, caplog
-):
+def test_views_outside_the_trained_range_warn_and_impossible_ones_fail(tiny_pipe, speech_wave, identity_vector, caplog):
     from starcaster import STARCasterPipeline
 
     pipe = STARCasterPipeline(**tiny_pipe.components, trained_views={"azimuth": [-90, 90], "elevation": [-30, 30]})

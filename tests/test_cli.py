@@ -104,7 +104,9 @@ def test_views_outside_the_trained_range_warn_on_stderr(tiny_pipe, inputs, tmp_p
     declared.save_pretrained(tmp_path / "declared")
     assert cli_generate(tmp_path / "declared", inputs, "side.mp4", "--azimuth", "120", "--steps", "1") == 0
     err = capsys.readouterr().err
-    assert "warning: The view (120°, 0°) is outside the range this checkpoint was trained on (azimuth -90° to 90°" in err
+    assert (
+        "warning: The view (120°, 0°) is outside the range this checkpoint was trained on (azimuth -90° to 90°" in err
+    )
 
 
 def test_help_lists_every_subcommand():

@@ -13,6 +13,7 @@ from skimage import data
 
 import starcaster.audio as audio_module
 import starcaster.identity as identity_module
+import starcaster.identity.faces as faces_module
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -47,7 +48,7 @@ def test_identity_backend_is_built_once_per_pipeline(tiny_pipe, monkeypatch):
 
 
 def test_image_mode_detects_the_face_once(tiny_pipe, speech_wave, monkeypatch):
-    detections = _counting(monkeypatch, identity_module, "detect_faces")
+    detections = _counting(monkeypatch, faces_module, "detect_faces")
     tiny_pipe.start(audio=speech_wave[:4000], image=PORTRAIT, avatar="never", fps=10)
     assert detections[0] == 1
 
@@ -78,7 +79,7 @@ def test_app_image_mode_reads_the_audio_once(demo_app, speech_wave, tmp_path, mo
     path = tmp_path / "speech.wav"
     sf.write(path, speech_wave[:6000], 16_000)
     validated = _counting(monkeypatch, audio_module, "_validate")
-    detections = _counting(monkeypatch, identity_module, "detect_faces")
+    detections = _counting(monkeypatch, faces_module, "detect_faces")
     outputs = list(
         demo_app.generate(str(PORTRAIT), None, str(path), fps=10, chunk_length=4, progress=lambda *a, **k: None)
     )

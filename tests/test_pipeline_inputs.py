@@ -68,7 +68,7 @@ def test_the_reference_crop_is_the_one_a_second_detection_gave(tiny_pipe, speech
 @pytest.fixture
 def demo_app(tiny_pipe, tmp_path):
     import app
-    from starcaster.app_support import CheckpointInfo
+    from starcaster.demo.checkpoint import CheckpointInfo
 
     return app.DemoApp(tiny_pipe, CheckpointInfo(label="tiny", revision=None, random_weights=True), 3.0, tmp_path)
 

@@ -135,7 +135,8 @@ def test_eval_harness_calls_the_model_with_the_request_defaults():
 def test_app_settings_reproduce_on_the_command_line(tiny_pipe, tmp_path, speech_wave):
     """The app's settings (a sweep's views and moment included) → the JSON's command line → the same request."""
     import app
-    from starcaster.app_support import CheckpointInfo, run_record
+    from starcaster.demo.checkpoint import CheckpointInfo
+    from starcaster.demo.handlers import run_record
 
     demo_app = app.DemoApp(tiny_pipe, CheckpointInfo(label="tiny", revision=None), 3.0, tmp_path)
     given = dict(

@@ -177,6 +177,10 @@ def test_views_outside_the_trained_range_warn_and_impossible_ones_fail(tiny_pipe
         run = pipe.start(**base, azimuth=120)
     assert len(run.warnings) == 1 and "trained on (azimuth -90° to 90°" in run.warnings[0]
     assert run.warnings[0] in caplog.text
+    steered = pipe.start(**base)
+    with caplog.at_level(logging.WARNING, logger="starcaster.pipeline"):
+        steered.steer(azimuth=150)  # turning the camera mid-stream past the trained range says so too
+    assert "The view (150°, 0°) is outside" in caplog.text
     assert "2 of 5 views" in pipe.start(**base, camera_path="orbit").warnings[0]  # the back of the head
     with pytest.raises(InputError, match="elevation must be between -90"):
         pipe.start(**base, elevation=720)

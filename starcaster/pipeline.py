@@ -51,7 +51,7 @@ from .models.unet import STARCasterUNet
 from .models.weight_storage import align_weights
 from .pipeline_output import ChunkOutput, STARCasterPipelineOutput
 from .pixels import to_pixels, to_uint8
-from .request import MAX_CHUNK_LENGTH, GenerationRequest, check_request, options_docstring
+from .request import GenerationRequest, check_option, check_request, options_docstring
 from .timing import StageTimer
 
 logger = logging.getLogger(__name__)
@@ -94,8 +94,7 @@ class GenerationRun:
             if self.view_range is not None and (note := self.view_range.warning(*target)) is not None:
                 logger.warning(note)
         if chunk_length is not None:
-            if not 1 <= int(chunk_length) <= MAX_CHUNK_LENGTH:
-                raise InputError(f"chunk_length must be between 1 and {MAX_CHUNK_LENGTH} frames; got {chunk_length}.")
+            check_option("chunk_length", chunk_length)
             self.controls["chunk_length"] = int(chunk_length)
 
     @property

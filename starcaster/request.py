@@ -253,15 +253,20 @@ def cli_options() -> dict[str, Option]:
 
 def check_request(request: GenerationRequest) -> None:
     """Raise ``InputError`` for any option outside its range or choices (the spec's checks)."""
-    for name, spec in OPTIONS.items():
-        value = getattr(request, name)
-        if spec.choices:
-            if value is None and name == "camera_path":
-                continue
-            if value not in spec.choices:
-                raise InputError(f"{name} must be one of {', '.join(spec.choices)}; got {value!r}.")
-        elif spec.low is not None and value is not None and np.ndim(value) == 0:
-            _check_number(name, value, spec)
+    for name in OPTIONS:
+        check_option(name, getattr(request, name))
+
+
+def check_option(name: str, value) -> None:
+    """One option's range or choices (``None`` and per-frame arrays pass: other checks see to them)."""
+    spec = OPTIONS[name]
+    if spec.choices:
+        if value is None and name == "camera_path":
+            return
+        if value not in spec.choices:
+            raise InputError(f"{name} must be one of {', '.join(spec.choices)}; got {value!r}.")
+    elif spec.low is not None and value is not None and np.ndim(value) == 0:
+        _check_number(name, value, spec)
 
 
 def _check_number(name: str, value, spec: Option) -> None:

@@ -11,7 +11,7 @@ cannot drift apart:
 * ``check_request``: the range and choice checks of ``STARCasterPipeline.check_inputs``;
 * the ``generate`` command's flags (``cli.py`` builds them from ``cli_options``) and the
   command line that reproduces a run (``command_line``, written into the app's settings JSON);
-* the app's controls: slider bounds, steps and defaults (``app`` reads ``option``);
+* the app's controls: slider bounds and defaults (``starcaster/demo/layout.py`` reads ``OPTIONS``);
 * the evaluation harness's defaults (``EvalConfig``, checked by a test).
 """
 
@@ -66,7 +66,7 @@ class Option:
         """``"1–16 frames"``, ``"≥ 0"``, ``"0 to below 1"``, ``"one of: a, b"`` or ``""``."""
         if self.choices:
             return "one of: " + ", ".join(self.choices)
-        unit = f" {self.unit}" if self.unit else ""
+        unit = f" {self.unit}" if self.unit and self.unit != "°" else self.unit
         if self.low is not None and self.high is not None:
             return (
                 f"{self.low:g} to below {self.high:g}{unit}" if self.high_open else f"{self.low:g}–{self.high:g}{unit}"

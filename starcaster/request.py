@@ -274,8 +274,10 @@ def _check_number(name: str, value, spec: Option) -> None:
         number = float(value)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name} must be a number ({spec.range_text()}); got {value!r}.") from exc
+    if not math.isfinite(number):
+        raise InputError(f"{name} must be a finite number ({spec.range_text()}); got {value}.")
     too_high = spec.high is not None and (number >= spec.high if spec.high_open else number > spec.high)
-    if math.isfinite(number) and number >= spec.low and not too_high:
+    if number >= spec.low and not too_high:
         return
     unit = f" {spec.unit}" if spec.unit and spec.unit != "°" else spec.unit
     low = f"{spec.low:g}°" if spec.unit == "°" else f"{spec.low:g}"

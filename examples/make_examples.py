@@ -57,7 +57,7 @@ def make_audio() -> None:
 
 
 def make_embeddings(checkpoint: str | None) -> None:
-    from starcaster.app_support import load_app_pipeline
+    from starcaster.demo.checkpoint import load_app_pipeline
     from starcaster.identity import save_embedding
 
     loaded = load_app_pipeline(checkpoint)

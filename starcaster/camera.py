@@ -147,3 +147,37 @@ class ViewSteering:
             out[i] = current
         self._last = (float(current[0]), float(current[1]))
         return out[:, 0], out[:, 1]
+
+
+@dataclass(frozen=True)
+class ViewRange:
+    """The views a checkpoint was trained on, in degrees (declared in its ``model_index.json``
+    as ``trained_views``). Views outside it are extrapolations: allowed, with a warning."""
+
+    azimuth: tuple[float, float] = (-180.0, 180.0)
+    elevation: tuple[float, float] = (-90.0, 90.0)
+
+    @classmethod
+    def from_config(cls, value: dict | None) -> ViewRange | None:
+        """``{"azimuth": [lo, hi], "elevation": [lo, hi]}`` → a ``ViewRange`` (None: not declared)."""
+        if not value:
+            return None
+        return cls(tuple(float(v) for v in value["azimuth"]), tuple(float(v) for v in value["elevation"]))
+
+    def to_config(self) -> dict:
+        return {"azimuth": list(self.azimuth), "elevation": list(self.elevation)}
+
+    def warning(self, azimuth, elevation) -> str | None:
+        """A sentence naming how many views fall outside the range, or None when all are inside."""
+        az, el = np.atleast_1d(np.asarray(azimuth, np.float64)), np.atleast_1d(np.asarray(elevation, np.float64))
+        az, el = np.broadcast_arrays(az, el)
+        outside = (az < self.azimuth[0]) | (az > self.azimuth[1]) | (el < self.elevation[0]) | (el > self.elevation[1])
+        if not outside.any():
+            return None
+        one = bool(np.all(az == az[0]) and np.all(el == el[0]))
+        count = f"The view ({az[0]:g}°, {el[0]:g}°) is" if one else f"{int(outside.sum())} of {outside.size} views are"
+        return (
+            f"{count} outside the range this checkpoint was trained on (azimuth {self.azimuth[0]:g}° to "
+            f"{self.azimuth[1]:g}°, elevation {self.elevation[0]:g}° to {self.elevation[1]:g}°): the model "
+            "never saw them, so those frames are guesses and may look wrong."
+        )

@@ -19,8 +19,8 @@ EXIT_USAGE = 2
 
 # -- generate ---------------------------------------------------------------------------
 def _add_generate(p: argparse.ArgumentParser) -> None:
+    """The inputs, then one flag per ``GenerationRequest`` option that has one (request.py: help, range, default)."""
     from . import BUNDLED_CHECKPOINT
-    from .request import GenerationRequest as defaults
 
     p.add_argument("--checkpoint", default=BUNDLED_CHECKPOINT, help="local folder or Hub repo id[@revision]")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
@@ -28,57 +28,39 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--image", help="reference portrait (identity + appearance)")
     who.add_argument("--embedding", help="identity embedding file (.npy, .pt, .safetensors, .json)")
-    p.add_argument("--azimuth", type=float, default=0.0, help="view azimuth in degrees (0 = frontal)")
-    p.add_argument("--elevation", type=float, default=0.0, help="view elevation in degrees")
-    p.add_argument("--camera-path", choices=["static", "orbit", "nod", "sweep"], default="static")
-    p.add_argument("--chunk-length", type=int, default=defaults.chunk_length, help="frames per autoregressive chunk")
-    p.add_argument(
-        "--steps", type=int, default=defaults.num_inference_steps, help="denoising steps per chunk (4: the old default)"
-    )
-    p.add_argument("--guidance-audio", type=float, default=1.0)
-    p.add_argument("--guidance-identity", type=float, default=1.0)
-    p.add_argument("--guidance-camera", type=float, default=1.0, help="camera CFG (2 holds the view better)")
-    p.add_argument(
-        "--noise-sharing", type=float, default=1.0, help="share of the starting noise common to all frames (0-1)"
-    )
-    p.add_argument(
-        "--context-frames", type=int, default=defaults.context_frames, help="rolling KV-cache window, in frames"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=float, default=25.0)
-    p.add_argument("--trim-silence", action="store_true", help="cut leading/trailing silence from the audio")
+    _add_request_flags(p)
+    p.add_argument("--seed", type=int, default=0, help="seeds the noise (same seed, same frames) [default 0]")
     p.add_argument("--save-embedding", default=None, help="also save the identity embedding used (.npy)")
-    p.add_argument(
-        "--no-identity-prior",
-        action="store_true",
-        help="with --embedding: the video model alone, not the checkpoint's identity-prior portrait",
-    )
-    p.add_argument(
-        "--no-refiner", action="store_true", help="skip the checkpoint's frame refiner (the video model's own frames)"
-    )
-    p.add_argument(
-        "--refiner-smoothing",
-        type=float,
-        default=0.5,
-        help="share of the previous frame's refiner correction kept (0 = each frame alone; below 1)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=["fp32", "bf16"],
-        default="fp32",
-        help="fp32 (exact) or bf16 autocast + bf16 attention (faster on CPUs with bf16 units)",
-    )
-    avatar = p.add_mutually_exclusive_group()
-    avatar.add_argument(
-        "--avatar",
-        choices=["auto", "always", "never"],
-        default=defaults.avatar,
-        help="with --image: animate the photo's SynthTalk avatar (auto: when it is a real photo, docs/avatar.md)",
-    )
-    avatar.add_argument(
-        "--no-avatar", dest="avatar", action="store_const", const="never", help="same as --avatar never"
-    )
     p.add_argument("--out", required=True, help="output .mp4")
+
+
+def _add_request_flags(p: argparse.ArgumentParser) -> None:
+    from .request import DEFAULTS, cli_options, flag_help
+
+    for name, spec in cli_options().items():
+        default, text = DEFAULTS[name], flag_help(spec, DEFAULTS[name])
+        if spec.kind is bool:
+            action = "store_false" if default else "store_true"
+            p.add_argument(spec.flag, dest=name, action=action, help=text)
+        elif name == "avatar":
+            avatar = p.add_mutually_exclusive_group()
+            avatar.add_argument(spec.flag, dest=name, choices=spec.choices, default=default, help=text)
+            avatar.add_argument(
+                "--no-avatar", dest=name, action="store_const", const="never", help="same as --avatar never"
+            )
+        else:
+            metavar = None if spec.choices else spec.flag.lstrip("-").upper().replace("-", "_")
+            p.add_argument(
+                spec.flag, dest=name, type=spec.kind, choices=spec.choices, default=default, metavar=metavar, help=text
+            )
+
+
+def generate_settings(args: argparse.Namespace) -> dict:
+    """The ``GenerationRequest`` options a parsed ``generate`` command line asks for (no generator)."""
+    from .request import cli_options
+
+    settings = {name: getattr(args, name) for name in cli_options()}
+    return dict(settings, audio=args.audio, identity_embedding=args.embedding, image=args.image)
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -94,34 +76,13 @@ def _run_generate(args: argparse.Namespace) -> int:
         raise InputError(f"--out must end in .mp4; got {out.name}.")
     pipe = STARCasterPipeline.from_pretrained(args.checkpoint, revision=args.revision)
     pipe.set_progress_bar_config(disable=True)
-    settings = dict(
-        audio=args.audio,
-        identity_embedding=args.embedding,
-        image=args.image,
-        azimuth=args.azimuth,
-        elevation=args.elevation,
-        camera_path=args.camera_path,
-        chunk_length=args.chunk_length,
-        num_inference_steps=args.steps,
-        guidance_scale_audio=args.guidance_audio,
-        guidance_scale_identity=args.guidance_identity,
-        guidance_scale_camera=args.guidance_camera,
-        noise_sharing=args.noise_sharing,
-        context_frames=args.context_frames,
-        generator=torch.Generator().manual_seed(args.seed),
-        fps=args.fps,
-        trim_silence=args.trim_silence,
-        precision=args.precision,
-        use_identity_prior=not args.no_identity_prior,
-        use_refiner=not args.no_refiner,
-        refiner_smoothing=args.refiner_smoothing,
-        avatar=args.avatar,
-    )
-    run = pipe.start(**settings)
+    run = pipe.start(generator=torch.Generator().manual_seed(args.seed), **generate_settings(args))
+    for warning in run.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if run.avatar is not None:
         print(f"animating the photo's SynthTalk avatar ({run.avatar.description}); --no-avatar animates the photo")
     with (
-        VideoWriter(out, args.fps, run.audio, audio_file=run.audio_file) as writer,
+        VideoWriter(out, run.fps, run.audio, audio_file=run.audio_file) as writer,
         tqdm(total=run.num_frames, unit="frame", desc="generating") as bar,
     ):
         for chunk in run.chunks:
@@ -129,7 +90,7 @@ def _run_generate(args: argparse.Namespace) -> int:
             bar.update(len(chunk.frames))
     if args.save_embedding:
         save_embedding(run.identity_embedding, args.save_embedding)
-    print(f"wrote {out} ({writer.frames_written} frames at {args.fps:g} fps)")
+    print(f"wrote {out} ({writer.frames_written} frames at {run.fps:g} fps)")
     return 0
 
 

@@ -10,6 +10,8 @@ frames exists at a time.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import logging
 import math
 import threading
 from collections.abc import Callable, Iterator
@@ -28,6 +30,7 @@ from .audio import (
     SAMPLE_RATE,
     AudioFeatureConfig,
     AudioSource,
+    LoadedAudio,
     audio_config_for,
     frame_features,
     load_audio,
@@ -35,7 +38,7 @@ from .audio import (
     too_long,
 )
 from .audio_stream import FixedFeatures, StreamedFeatures, file_samples, iter_file_blocks
-from .camera import FROZEN_TIME_PATHS, ViewSteering, ViewTrack, make_view_track
+from .camera import FROZEN_TIME_PATHS, ViewRange, ViewSteering, ViewTrack, make_view_track
 from .errors import InputError
 from .hub import resolve_checkpoint
 from .models.identity_encoder import IdentityEncoder  # imported so from_pretrained can load the component
@@ -48,15 +51,11 @@ from .models.unet import STARCasterUNet
 from .models.weight_storage import align_weights
 from .pipeline_output import ChunkOutput, STARCasterPipelineOutput
 from .pixels import to_pixels, to_uint8
-from .request import GenerationRequest
+from .request import GenerationRequest, check_option, check_request, options_docstring
 from .timing import StageTimer
 
-MAX_CHUNK_LENGTH = 16
-MAX_STEPS = 50
-MAX_SWEEP_VIEWS = 1024  # a sweep holds all its views' features at once: bound it
-PRECISIONS = ("fp32", "bf16")
+logger = logging.getLogger(__name__)
 _CHUNK_LOCK = threading.Lock()  # concurrent runs (app sessions) compute one chunk at a time, whole chunks each
-AVATAR_MODES = ("auto", "always", "never")  # image mode: animate the photo's SynthTalk avatar (starcaster.avatar)
 LONG_AUDIO_SECONDS = 60.0  # longer recordings are decoded in blocks as the video is generated (flat memory)
 
 
@@ -78,6 +77,8 @@ class GenerationRun:
     audio_file: Path | None = None  # a long recording read in blocks: mux the file itself
     avatar: object = None  # the ``AvatarFit`` animated instead of the photo, if the avatar path ran
     rendered: list[ViewTrack] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for the user (also logged): e.g. views the model never saw
+    view_range: ViewRange | None = None  # the checkpoint's trained views (None: not declared)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:
@@ -89,9 +90,11 @@ class GenerationRun:
         check_view(azimuth, elevation)
         if azimuth is not None or elevation is not None:
             self.steering.steer(azimuth, elevation)
+            target = self.steering.target
+            if self.view_range is not None and (note := self.view_range.warning(*target)) is not None:
+                logger.warning(note)
         if chunk_length is not None:
-            if not 1 <= int(chunk_length) <= MAX_CHUNK_LENGTH:
-                raise InputError(f"chunk_length must be between 1 and {MAX_CHUNK_LENGTH} frames; got {chunk_length}.")
+            check_option("chunk_length", chunk_length)
             self.controls["chunk_length"] = int(chunk_length)
 
     @property
@@ -159,6 +162,7 @@ class STARCasterPipeline(DiffusionPipeline):
         identity_encoder: IdentityEncoder | None = None,
         identity_prior: IdentityPrior | None = None,
         refiner: FrameRefiner | None = None,
+        trained_views: dict | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -169,7 +173,10 @@ class STARCasterPipeline(DiffusionPipeline):
             identity_prior=identity_prior,
             refiner=refiner,
         )
+        ViewRange.from_config(trained_views)  # a malformed declaration fails at load time, not per request
+        self.register_to_config(trained_views=trained_views)
         self.timer = StageTimer(enabled=False)  # the benchmark swaps in an enabled one
+        self._identity_backends: dict[tuple, object] = {}
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, revision: str | None = None, **kwargs):
@@ -200,60 +207,48 @@ class STARCasterPipeline(DiffusionPipeline):
         return audio_config_for(self.unet.config)
 
     @property
+    def view_range(self) -> ViewRange | None:
+        """The views this checkpoint was trained on (``trained_views`` in ``model_index.json``; None: undeclared)."""
+        return ViewRange.from_config(self.config.get("trained_views"))
+
+    @property
     def identity_space(self) -> str:
         """Which identity encoder this checkpoint's embeddings come from."""
         return self.unet.config.identity_encoder_type
 
     # -- 1. inputs ----------------------------------------------------------------------
-    def check_inputs(self, request: GenerationRequest, guidance: Guidance) -> None:
-        """Raise ``InputError`` (a ``ValueError``) naming the bad setting and its valid range."""
+    def check_inputs(self, request: GenerationRequest) -> None:
+        """Raise ``InputError`` (a ``ValueError``) naming the bad setting and its valid range.
+
+        The ranges and choices are ``GenerationRequest``'s (``request.check_request``); what is
+        checked here depends on the checkpoint or on several options at once.
+        """
         r = request
-        chunk_length, num_inference_steps, fps, context_frames = (
-            r.chunk_length,
-            r.num_inference_steps,
-            r.fps,
-            r.context_frames,
-        )
         if (r.identity_embedding is None) == (r.image is None):
             got = "both" if r.image is not None else "neither"
             raise InputError(f"Give exactly one of `identity_embedding` or `image` (got {got}).")
-        if r.output_type not in ("np", "latent"):
-            raise InputError(f"output_type must be 'np' or 'latent'; got {r.output_type!r}.")
-        if r.avatar not in AVATAR_MODES:
-            raise InputError(f"avatar must be one of {', '.join(AVATAR_MODES)}; got {r.avatar!r}.")
-        if r.precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {r.precision!r}.")
-        if r.context_mode not in ("cache", "recompute"):
-            raise InputError(f"context_mode must be 'cache' or 'recompute'; got {r.context_mode!r}.")
-        if not 1 <= int(chunk_length) <= MAX_CHUNK_LENGTH:
-            raise InputError(f"chunk_length must be between 1 and {MAX_CHUNK_LENGTH} frames; got {chunk_length}.")
-        if not 1 <= int(num_inference_steps) <= MAX_STEPS:
-            raise InputError(f"num_inference_steps must be between 1 and {MAX_STEPS}; got {num_inference_steps}.")
-        if not (math.isfinite(fps) and 1 <= fps <= 60):
-            raise InputError(f"fps must be between 1 and 60; got {fps}.")
+        check_request(r)
         limit = self.unet.config.max_context_frames - 1
-        if context_frames is not None and not 0 <= int(context_frames) <= limit:
-            raise InputError(f"context_frames must be between 0 and {limit} for this checkpoint; got {context_frames}.")
-        if not (math.isfinite(r.refiner_smoothing) and 0.0 <= r.refiner_smoothing < 1.0):
-            raise InputError(f"refiner_smoothing must be at least 0 and below 1; got {r.refiner_smoothing}.")
-        if not (math.isfinite(r.noise_sharing) and 0.0 <= r.noise_sharing <= 1.0):
-            raise InputError(f"noise_sharing must be between 0 and 1; got {r.noise_sharing}.")
-        for stream in ("audio", "identity", "camera"):
-            scale = getattr(guidance, stream)
-            if not (math.isfinite(scale) and 0.0 <= scale <= 20.0):
-                raise InputError(f"guidance_scale_{stream} must be between 0 and 20; got {scale}.")
-        check_view(r.azimuth, r.elevation)
-        if r.num_frames is not None and not 1 <= int(r.num_frames) <= MAX_SWEEP_VIEWS:
+        if r.context_frames is not None and not int(r.context_frames) <= limit:
             raise InputError(
-                f"num_frames (views of a sweep) must be between 1 and {MAX_SWEEP_VIEWS}; got {r.num_frames}."
+                f"context_frames must be between 0 and {limit} for this checkpoint; got {r.context_frames}."
             )
-        if r.sweep_time is not None and not math.isfinite(r.sweep_time):
-            raise InputError(f"sweep_time must be a finite number of seconds; got {r.sweep_time}.")
+        check_view(r.azimuth, r.elevation)
 
     # -- 2. identity --------------------------------------------------------------------
-    def identity_backend(self):
-        """The face encoder this checkpoint's identity space needs (built-in or insightface)."""
-        return identity_frontend.make_identity_backend(self.identity_space, self.identity_encoder)
+    def identity_backend(self, **options):
+        """The face encoder this checkpoint's identity space needs (built-in or insightface).
+
+        Built once per pipeline (and ``options``, e.g. ``detector="none"``) and reused: insightface
+        loads its ONNX models on first use, so a backend per request reloaded them every time. A
+        new ``identity_encoder`` component gets a new backend.
+        """
+        key = (self.identity_space, tuple(sorted(options.items())))
+        cached = self._identity_backends.get(key)
+        if cached is None or cached[0] is not self.identity_encoder:
+            backend = identity_frontend.make_identity_backend(self.identity_space, self.identity_encoder, **options)
+            cached = self._identity_backends[key] = (self.identity_encoder, backend)
+        return cached[1]
 
     def encode_identity(self, image) -> np.ndarray:
         """A face image → the checkpoint's 512-D identity embedding (L2-normalised)."""
@@ -295,10 +290,7 @@ class STARCasterPipeline(DiffusionPipeline):
 
     def _embed_avatar(self, fit):
         """Set ``fit.embedding``; the built-in encoder reads the avatar's portrait whole (it is already a crop)."""
-        builtin = self.identity_space == "builtin"
-        backend = identity_frontend.make_identity_backend(
-            self.identity_space, self.identity_encoder, **({"detector": "none"} if builtin else {})
-        )
+        backend = self.identity_backend(**({"detector": "none"} if self.identity_space == "builtin" else {}))
         fit.embedding = backend.embed(identity_frontend.load_image(fit.portrait))
         return fit
 
@@ -321,9 +313,11 @@ class STARCasterPipeline(DiffusionPipeline):
 
             if (fit := avatar_for(picture, avatar)) is not None:
                 picture = identity_frontend.load_image(self._embed_avatar(fit).portrait)
-        embedding = fit.embedding if fit is not None else self.identity_backend().embed(picture)
-        crop = identity_frontend.detect_and_crop_face(picture, self.image_size, detector="none" if fit else "auto")
-        return embedding, np.array(crop.image), fit
+        if fit is not None:  # the avatar's portrait is already a crop
+            crop = identity_frontend.detect_and_crop_face(picture, self.image_size, detector="none")
+            return fit.embedding, np.array(crop.image), fit
+        found = self.identity_backend().extract(picture)  # detects the face once: the reference crop reuses it
+        return found.embedding, np.array(identity_frontend.recrop(picture, found.crop, self.image_size).image), None
 
     # -- 3./4. audio and views ----------------------------------------------------------
     def _prepare_audio(self, r: GenerationRequest, frozen: bool) -> tuple[np.ndarray | None, Path | None, object]:
@@ -335,7 +329,7 @@ class STARCasterPipeline(DiffusionPipeline):
             total = num_video_frames(file_samples(long_file), r.fps)
             blocks = iter_file_blocks(long_file)
             return None, long_file, StreamedFeatures(r.fps, self.audio_config, blocks=blocks, total=total)
-        wave = load_audio(r.audio, SAMPLE_RATE, max_seconds=r.max_audio_seconds, trim_silence=r.trim_silence)
+        wave = self._wave(r)
         if frozen:
             return None, None, FixedFeatures(self._instant(wave, r))
         if self.audio_config.extractor != "logmel":  # a sequence model over the whole clip (wav2vec2)
@@ -344,6 +338,16 @@ class STARCasterPipeline(DiffusionPipeline):
         features.push(wave)
         features.end()
         return wave, None, features
+
+    def _wave(self, r: GenerationRequest) -> np.ndarray:
+        """The whole clip's samples; a ``LoadedAudio`` was decoded and checked by the caller (the app): used as it is."""
+        if not isinstance(r.audio, LoadedAudio):
+            return load_audio(r.audio, SAMPLE_RATE, max_seconds=r.max_audio_seconds, trim_silence=r.trim_silence)
+        if r.max_audio_seconds is not None and r.audio.info.duration_s > r.max_audio_seconds:
+            raise too_long(r.audio.info.duration_s, r.max_audio_seconds)
+        if r.trim_silence:
+            raise InputError("trim_silence applies when audio is read: pass read_audio(..., trim_silence=True).")
+        return r.audio.wave
 
     def _long_file(self, r: GenerationRequest) -> Path | None:
         """A recording long enough to be read in blocks (soundfile formats over ``LONG_AUDIO_SECONDS``)."""
@@ -482,20 +486,21 @@ class STARCasterPipeline(DiffusionPipeline):
         yield from self.start(audio=audio, **kwargs).chunks
 
     @torch.no_grad()
-    def start(self, **settings) -> GenerationRun:
+    def start(self, request: GenerationRequest | None = None, **options) -> GenerationRun:
         """Check and prepare every input now (errors surface here), then return the lazy run.
 
-        Takes the keyword arguments of ``__call__``. Front ends use it to know the frame count
-        and audio before the first chunk exists (progress bars, streaming mp4 writing), and
-        to ``steer`` the run while it streams.
+        Takes a ``GenerationRequest`` and/or the keyword arguments of ``__call__`` (which
+        override the request's). Front ends use it to know the frame count and audio before
+        the first chunk exists (progress bars, streaming mp4 writing), and to ``steer`` the
+        run while it streams.
         """
-        request = GenerationRequest(**settings)
+        request = GenerationRequest(**options) if request is None else dataclasses.replace(request, **options)
+        self.check_inputs(request)
         guidance = Guidance(
             audio=float(request.guidance_scale_audio),
             identity=float(request.guidance_scale_identity),
             camera=float(request.guidance_scale_camera),
         )
-        self.check_inputs(request, guidance)
         prep = self._prepare(request)
         run = GenerationRun(
             chunks=iter(()),
@@ -507,9 +512,18 @@ class STARCasterPipeline(DiffusionPipeline):
             controls={"chunk_length": int(request.chunk_length)},
             audio_file=prep.audio_file,
             avatar=prep.avatar,
+            warnings=self._view_warnings(prep.steering.planned),
+            view_range=self.view_range,
         )
         run.chunks = self._generate(prep, request, guidance, run)
         return run
+
+    def _view_warnings(self, planned: ViewTrack) -> list[str]:
+        """Views outside the checkpoint's trained range: logged, and returned for the front end to show."""
+        note = None if self.view_range is None else self.view_range.warning(planned.azimuth, planned.elevation)
+        if note is not None:
+            logger.warning(note)
+        return [] if note is None else [note]
 
     def _noise(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
         return randn_tensor(shape, generator=generator, device=self.device, dtype=self.unet.dtype)
@@ -612,51 +626,10 @@ class STARCasterPipeline(DiffusionPipeline):
         refiner_smoothing: float = GenerationRequest.refiner_smoothing,
         avatar: str = GenerationRequest.avatar,
     ) -> STARCasterPipelineOutput:
-        """Generate a whole clip.
-
-        Args:
-            audio: speech as a path, float32 samples at 16 kHz, or ``(sample_rate, samples)``.
-            identity_embedding: a 512-D embedding in this checkpoint's identity space (array,
-                tensor or embedding file) — the soft identity condition; or
-            image: a reference portrait: its embedding is extracted *and* its face crop is the
-                sink of the KV cache (reference-based animation).
-            azimuth, elevation: degrees; scalars or one value per frame.
-            camera_path: ``static``, ``orbit``, ``nod`` or ``sweep`` (one instant, many views;
-                ``num_frames`` views of the moment ``sweep_time`` s, default the middle).
-            chunk_length: frames generated per autoregressive chunk.
-            num_inference_steps: DDIM steps per chunk (x0-prediction; default 1: the evaluation holds at one
-                step, which is 2.5× faster than the 4 the model was trained to sample with).
-            guidance_scale_audio, guidance_scale_identity, guidance_scale_camera: per-stream CFG
-                scales (1 = off; each scale ≠ 1 costs one more UNet pass per step).
-            generator: seeds the noise; same inputs and seed give bit-identical frames on CPU.
-            context_frames: past frames kept in the rolling KV-cache window (plus one sink).
-            output_type: ``"np"`` (uint8 frames) or ``"latent"``.
-            trim_silence: cut leading/trailing silence from the audio first.
-            max_audio_seconds: refuse longer audio with an ``InputError`` (None = no limit).
-            precision: ``"fp32"`` (default, exact) or ``"bf16"`` (bf16 autocast and attention:
-                faster on CPUs with AMX / bf16 units; see docs/performance.md for its error).
-            noise_sharing: the share of every frame's starting noise that is one image common to
-                the whole video (per-frame marginals stay N(0, I)). 1 (default): frames differ only
-                through their conditions and context, which removes sampling flicker (motion ratio
-                9.9 → 1.05 and lip-sync 0.50 → 0.93 on held-out clips, docs/training.md);
-                0: independent noise per frame.
-            use_identity_prior: identity-only mode (no ``image``) on a checkpoint with an identity
-                prior: animate the prior's portrait of the embedding (``imagine_portrait``) as the
-                reference (default); False: the video model alone, from the embedding tokens.
-            use_refiner: on a checkpoint with a frame refiner, redraw each decoded frame's fine
-                detail from the identity's portrait (default); False: the video model's frames as
-                they are. ``output_type="latent"`` skips it (latents are the video model's).
-            refiner_smoothing: the share of the previous frame's refiner correction kept in the next
-                (an exponential moving average of the corrections, 0 ≤ s < 1): 0.5 (default) halves
-                the flicker a per-frame refiner adds; 0 refines each frame alone. Sweeps use 0.
-            avatar: with ``image``: ``"auto"`` (default) animates the photo's SynthTalk avatar
-                (``photo_to_avatar``) when the photo is out of the checkpoint's domain (domain score
-                below 0.5, docs/avatar.md) and the image itself otherwise; ``"always"`` / ``"never"``
-                force either way.
-        """
-        settings = dict(locals())
-        for name in ("self", "callback_on_chunk_end"):
-            settings.pop(name)
+        # The options are defined once, in ``GenerationRequest`` (starcaster/request.py); this explicit
+        # signature mirrors it for IDEs and help() (tests/test_request.py keeps the two equal), and
+        # the docstring's Args section is generated from its help texts below the class.
+        settings = {name: value for name, value in locals().items() if name not in ("self", "callback_on_chunk_end")}
         run = self.start(**settings)
         chunks = []
         for chunk in run.chunks:
@@ -673,6 +646,11 @@ class STARCasterPipeline(DiffusionPipeline):
             elevation=run.views.elevation,
             identity_embedding=run.identity_embedding,
         )
+
+    __call__.__doc__ = (
+        "Generate a whole clip (``start`` + collect the chunks); returns a ``STARCasterPipelineOutput``.\n\n"
+        + options_docstring(" " * 4)
+    )
 
 
 class _ContextStore:

@@ -46,7 +46,7 @@ def serve(pipe, *, launch: dict | None = None, **kwargs):
     """Launch ``create_demo(pipe)`` on a free 127.0.0.1 port with the app's own serving settings
     (``app.launch``: upload limit, error reporting, served paths); yield ``(demo, url)``; always close it."""
     import app
-    from starcaster.app_support import CheckpointInfo
+    from starcaster.demo.checkpoint import CheckpointInfo
 
     info = kwargs.pop("info", CheckpointInfo(label="tiny test pipeline", revision=None, random_weights=True))
     demo = app.create_demo(pipe, info, **kwargs)

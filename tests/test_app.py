@@ -234,7 +234,7 @@ def test_stop_cancels_a_run(served, speech_file, tiny_pipe, monkeypatch):
 
 
 def test_gpu_duration_scales_with_audio():
-    from starcaster.app_support import GPU_MAX_SECONDS, gpu_seconds
+    from starcaster.demo.serving import GPU_MAX_SECONDS, gpu_seconds
 
     short, long = gpu_seconds(2, 25, 4, "static", 0, 20), gpu_seconds(10, 25, 4, "static", 0, 20)
     assert short < long <= GPU_MAX_SECONDS
@@ -244,7 +244,7 @@ def test_gpu_duration_scales_with_audio():
 
 def test_checkpoint_fallbacks(tmp_path, monkeypatch, tiny_checkpoint):
     """Missing Hub checkpoint offline → message + random weights; env var and bundled folder load."""
-    import starcaster.app_support as support
+    import starcaster.demo.checkpoint as support
 
     monkeypatch.setattr(support, "RANDOM_PRESET", "tiny")
     monkeypatch.setattr(support, "bundled_checkpoint", lambda: None)
@@ -284,7 +284,7 @@ def test_identity_prior_preview_and_random_identities_from_its_distribution(tmp_
     drawn where the prior's training embeddings lie (a uniform direction would decode to noise)."""
     import app
     from starcaster import build_pipeline
-    from starcaster.app_support import CheckpointInfo
+    from starcaster.demo.checkpoint import CheckpointInfo
     from starcaster.identity import save_embedding
     from starcaster.models.identity_prior import IdentityPrior
 
@@ -317,7 +317,8 @@ def test_refiner_checkbox_follows_the_checkpoint_and_reaches_the_command_line(ti
     downloadable settings reproduce an unrefined run with ``--no-refiner``."""
     import app
     from starcaster import STARCasterPipeline
-    from starcaster.app_support import CheckpointInfo, run_record
+    from starcaster.demo.checkpoint import CheckpointInfo
+    from starcaster.demo.handlers import run_record
     from starcaster.models.refiner import FrameRefiner
 
     info = CheckpointInfo(label="tiny", revision=None, random_weights=True)
@@ -332,3 +333,29 @@ def test_refiner_checkbox_follows_the_checkpoint_and_reaches_the_command_line(ti
     assert without.value is False and not without.interactive
     assert "--no-refiner" in run_record(info, {"seed": 1, "use_refiner": False}, inputs={})["command_line"]
     assert "--no-refiner" not in run_record(info, {"seed": 1, "use_refiner": True}, inputs={})["command_line"]
+
+
+def test_view_sliders_span_the_views_the_checkpoint_was_trained_on(tiny_pipe):
+    """The azimuth/elevation sliders read the checkpoint's declared ``trained_views`` (they read a
+    ``max_azimuth`` key that no UNet config registers, so every checkpoint got ±90° / ±30°)."""
+    import app
+    from starcaster import STARCasterPipeline
+    from starcaster.demo.checkpoint import CheckpointInfo
+
+    pipe = STARCasterPipeline(**tiny_pipe.components, trained_views={"azimuth": [-45, 45], "elevation": [-20, 25]})
+    demo = app.create_demo(pipe, CheckpointInfo(label="tiny", revision=None))
+    sliders = {b.label: b for b in demo.blocks.values() if isinstance(b, __import__("gradio").Slider)}
+    assert (sliders["Azimuth (°)"].minimum, sliders["Azimuth (°)"].maximum) == (-45, 45)
+    assert (sliders["Elevation (°)"].minimum, sliders["Elevation (°)"].maximum) == (-20, 25)
+
+
+def test_impossible_elevation_is_a_gr_error(tiny_pipe, tmp_path, speech_file):
+    import gradio as gr
+
+    import app
+    from starcaster.demo.checkpoint import CheckpointInfo
+
+    demo_app = app.DemoApp(tiny_pipe, CheckpointInfo(label="tiny", revision=None), 3.0, tmp_path)
+    with pytest.raises(gr.Error, match="elevation must be between -90° and 90°"):
+        list(demo_app.generate(str(PORTRAIT), None, str(speech_file), elevation=720, progress=lambda *a, **k: None))
+    assert not list(tmp_path.rglob("*.mp4"))

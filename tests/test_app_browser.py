@@ -162,7 +162,7 @@ def test_generate_in_the_browser(page, speech_wave, tmp_path):
 @pytest.fixture(scope="module")
 def bundled_page(browser):
     from starcaster import BUNDLED_CHECKPOINT, STARCasterPipeline
-    from starcaster.app_support import CheckpointInfo
+    from starcaster.demo.checkpoint import CheckpointInfo
 
     pipe = STARCasterPipeline.from_pretrained(ROOT / BUNDLED_CHECKPOINT)
     info = CheckpointInfo(label=BUNDLED_CHECKPOINT, revision=None)  # trained weights: no random-weights banner

@@ -56,6 +56,8 @@ def test_generate_writes_a_playable_mp4_with_audio(tiny_checkpoint, inputs, spee
     [
         (["--embedding", "missing.npy"], "Embedding file not found"),
         (["--embedding", "identity.npy", "--chunk-length", "0"], "chunk_length"),
+        (["--embedding", "identity.npy", "--elevation", "720"], "elevation must be between -90° and 90°"),
+        (["--embedding", "identity.npy", "--steps", "51"], "num_inference_steps must be between 1 and 50"),
         (["--embedding", "identity.npy", "--out-ext"], None),
     ],
 )
@@ -92,6 +94,19 @@ def test_missing_checkpoint_and_wrong_suffix(inputs, capsys):
     assert "Checkpoint folder not found" in capsys.readouterr().err
     assert main(["generate", "--audio", "a.wav", "--embedding", "x.npy", "--out", "o.avi"]) == 2
     assert ".mp4" in capsys.readouterr().err
+
+
+def test_views_outside_the_trained_range_warn_on_stderr(tiny_pipe, inputs, tmp_path, capsys):
+    from starcaster import STARCasterPipeline
+    from tests.helpers import cli_generate
+
+    declared = STARCasterPipeline(**tiny_pipe.components, trained_views={"azimuth": [-90, 90], "elevation": [-30, 30]})
+    declared.save_pretrained(tmp_path / "declared")
+    assert cli_generate(tmp_path / "declared", inputs, "side.mp4", "--azimuth", "120", "--steps", "1") == 0
+    err = capsys.readouterr().err
+    assert (
+        "warning: The view (120°, 0°) is outside the range this checkpoint was trained on (azimuth -90° to 90°" in err
+    )
 
 
 def test_help_lists_every_subcommand():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
-import starcaster.app_support as support
+import starcaster.demo.checkpoint as support
 import starcaster.hub as hub
 from starcaster import BUNDLED_CHECKPOINT, HUB_CHECKPOINT
 from starcaster.cli import main

@@ -15,7 +15,8 @@ from PIL import Image
 from skimage import data
 
 from starcaster.errors import InputError
-from starcaster.identity import MAX_WORKING_SIDE, _open_image_file, detect_and_crop_face, load_image
+from starcaster.identity import MAX_WORKING_SIDE, detect_and_crop_face, load_image
+from starcaster.identity.images import _open_image_file
 
 ASTRONAUT_FACE = (177, 71, 262, 156)  # (left, top, right, bottom) of the face in skimage's astronaut
 

@@ -80,7 +80,7 @@ class ScrfdDetector:
     name = "scrfd"
 
     def __init__(self, path: str, threshold: float = 0.5, input_size: tuple[int, int] = (640, 640)):
-        from ..identity import _default_providers, _import_insightface
+        from ..identity.backends import _default_providers, _import_insightface
 
         self._model = _import_insightface().get_model(path, providers=_default_providers())
         if self._model is None or self._model.taskname != "detection":
@@ -116,7 +116,7 @@ def make_detector(kind: str = "auto") -> FaceDetector:
         logger.info("SCRFD weights are not in the HF cache: using the offline dlib HOG detector")
         return DlibHogDetector()
     if kind == "scrfd":
-        from ..identity import ANTELOPEV2_REPO, HubFile, _hub_path
+        from ..identity.backends import ANTELOPEV2_REPO, HubFile, _hub_path
 
         spec = HubFile(ANTELOPEV2_REPO, SCRFD_FILE)
         return ScrfdDetector(str(_hub_path(spec, [spec])))

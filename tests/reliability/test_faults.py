@@ -118,7 +118,7 @@ def test_broken_checkpoint_fails_at_load(tiny_checkpoint, tmp_path, fault):
 
 def test_app_start_with_broken_checkpoint_says_why(tiny_checkpoint, tmp_path, monkeypatch):
     """``python app.py --checkpoint broken/`` starts anyway (bundled or random weights) and the page says why."""
-    import starcaster.app_support as support
+    import starcaster.demo.checkpoint as support
 
     folder = tmp_path / "checkpoint"
     shutil.copytree(tiny_checkpoint, folder)
@@ -272,7 +272,7 @@ def test_restart_reuses_caches_and_keeps_examples(tmp_path, monkeypatch):
     cache (staging folder, truncated weights) is repaired on the next start."""
     from gradio_client import Client, handle_file
 
-    import starcaster.app_support as support
+    import starcaster.demo.checkpoint as support
 
     monkeypatch.setattr(support, "RANDOM_PRESET", "tiny")
     monkeypatch.setattr(support, "bundled_checkpoint", lambda: None)
@@ -385,6 +385,7 @@ def test_real_process_killed_mid_run_restarts_cleanly(tiny_checkpoint, tmp_path)
 
 def test_work_dirs_of_dead_processes_are_removed(tmp_path):
     import app
+    from starcaster.demo.serving import remove_stale_work_dirs
 
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = tmp_path / f"{app.WORK_DIR_PREFIX}{finished.stdout.strip()}-abc"
@@ -392,5 +393,5 @@ def test_work_dirs_of_dead_processes_are_removed(tmp_path):
     other = tmp_path / f"{app.WORK_DIR_PREFIX}notapid"
     for folder in (dead, alive, other):
         (folder / "session").mkdir(parents=True)
-    app._remove_stale_work_dirs(tmp_path)
+    remove_stale_work_dirs(tmp_path)
     assert not dead.exists() and alive.exists() and other.exists()

@@ -1,7 +1,7 @@
-"""Non-UI helpers of the demo app (``app.py``): choosing the checkpoint, budgets, run records.
+"""Which checkpoint the demo serves, and what the page says about it (no gradio here).
 
-Kept out of ``app.py`` so they can be tested without Gradio, and out of the pipeline because
-they are about serving a demo, not about generating. Nothing here imports gradio.
+Out of the pipeline because it is about serving a demo, not about generating; free of gradio
+so it can be tested (and used by ``examples/make_examples.py``) without a UI.
 
 Checkpoint choice (``load_app_pipeline``), first that works wins:
 1. ``spec`` (the ``--checkpoint`` flag), else ``$STARCASTER_CHECKPOINT``, else
@@ -22,7 +22,6 @@ path of the server (``public_text``).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -30,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import BUNDLED_CHECKPOINT, HUB_CHECKPOINT, __version__
-from .errors import STARCasterError
+from .. import BUNDLED_CHECKPOINT, HUB_CHECKPOINT, __version__
+from ..errors import STARCasterError
 
 if TYPE_CHECKING:
-    from .pipeline import STARCasterPipeline
+    from ..pipeline import STARCasterPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +41,6 @@ CHECKPOINT_ENV = "STARCASTER_CHECKPOINT"
 CACHE_ENV = "STARCASTER_APP_CACHE"
 RANDOM_PRESET = "demo"
 RANDOM_SEED = 0
-
-# ZeroGPU budget: a fixed start-up cost plus a per-frame cost at the default 4 steps,
-# measured generously; the scheduler refuses requests that ask for more than its limit.
-GPU_BASE_SECONDS = 20.0
-GPU_SECONDS_PER_FRAME_STEP = 0.02
-GPU_MAX_SECONDS = 300.0
 
 
 @dataclass
@@ -76,7 +69,7 @@ def default_cache_dir() -> Path:
 
 def bundled_checkpoint() -> Path | None:
     """The bundled checkpoint folder, looked up next to the package and in the working directory."""
-    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
+    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
         folder = base / BUNDLED_CHECKPOINT
         if (folder / "model_index.json").is_file():
             return folder
@@ -102,8 +95,8 @@ def load_app_pipeline(spec: str | None = None, *, cache_dir: Path | None = None,
 
 def _load_spec(spec: str, messages: list[str]) -> LoadedPipeline | None:
     """Step 1: the asked-for checkpoint, or None with one line in ``messages`` saying why not."""
-    from .hub import fetch_checkpoint
-    from .pipeline import STARCasterPipeline
+    from ..hub import fetch_checkpoint
+    from ..pipeline import STARCasterPipeline
 
     try:
         resolved = fetch_checkpoint(spec)
@@ -124,7 +117,7 @@ def _load_spec(spec: str, messages: list[str]) -> LoadedPipeline | None:
 
 
 def _load_bundled(folder: Path, messages: list[str]) -> LoadedPipeline | None:
-    from .pipeline import STARCasterPipeline
+    from ..pipeline import STARCasterPipeline
 
     try:
         pipe = STARCasterPipeline.from_pretrained(str(folder))
@@ -140,7 +133,7 @@ def public_text(text: str) -> str:
     cache and the home folder named, anything else absolute cut to its last part; one line."""
     from huggingface_hub import constants
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     for prefix, name in ((constants.HF_HUB_CACHE, "<HF cache>"), (str(root) + os.sep, ""), (str(Path.home()), "~")):
         text = text.replace(str(prefix), name)
     return " ".join(_short_path(word) for word in text.split())
@@ -157,7 +150,7 @@ def _short_path(word: str) -> str:
 def display_label(spec: str) -> str:
     """What the page calls a local folder: relative to the repo or working directory, else its name."""
     path = Path(spec).expanduser().resolve()
-    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
+    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
         if path.is_relative_to(base):
             return str(path.relative_to(base))
     return path.name
@@ -173,7 +166,7 @@ def _to_device(loaded: LoadedPipeline, device: str | None) -> LoadedPipeline:
 
 
 def _info_for(spec: str) -> CheckpointInfo:
-    from .hub import looks_like_path, parse_checkpoint_spec
+    from ..hub import looks_like_path, parse_checkpoint_spec
 
     if Path(spec).expanduser().is_dir() or looks_like_path(spec):
         return CheckpointInfo(label=display_label(spec), revision=None)
@@ -189,8 +182,8 @@ def _random_info() -> CheckpointInfo:
 
 def random_pipeline(cache_dir: Path) -> STARCasterPipeline:
     """Random ``demo`` weights: built once, saved under ``cache_dir``, loaded from there afterwards."""
-    from .pipeline import STARCasterPipeline
-    from .presets import build_pipeline
+    from ..pipeline import STARCasterPipeline
+    from ..presets import build_pipeline
 
     folder = Path(cache_dir) / f"random-{RANDOM_PRESET}-seed{RANDOM_SEED}-v{__version__}"
     if (folder / "model_index.json").is_file():
@@ -209,55 +202,3 @@ def random_pipeline(cache_dir: Path) -> STARCasterPipeline:
         logger.warning("Could not cache the random demo checkpoint in %s: %s", folder, exc)
         shutil.rmtree(staging, ignore_errors=True)
     return pipe
-
-
-def gpu_seconds(
-    audio_seconds: float | None,
-    fps: float,
-    num_inference_steps: int,
-    camera_path: str | None,
-    sweep_views: int,
-    max_audio_seconds: float,
-) -> int:
-    """The ``spaces.GPU`` duration to request for one generation: scales with the frame count."""
-    if camera_path == "sweep":
-        frames = sweep_views
-    else:
-        seconds = max_audio_seconds if audio_seconds is None else min(audio_seconds, max_audio_seconds)
-        frames = math.ceil(seconds * fps)
-    estimate = GPU_BASE_SECONDS + GPU_SECONDS_PER_FRAME_STEP * frames * max(1, int(num_inference_steps))
-    return int(min(GPU_MAX_SECONDS, math.ceil(estimate)))
-
-
-def run_record(info: CheckpointInfo, settings: dict, *, inputs: dict) -> dict:
-    """The settings JSON offered for download: everything needed to reproduce the run."""
-    cli = [
-        "python -m starcaster generate",
-        f"--checkpoint {info.label}" + (f"@{info.revision}" if info.revision else ""),
-    ]
-    flags = {
-        "azimuth": "--azimuth",
-        "elevation": "--elevation",
-        "camera_path": "--camera-path",
-        "chunk_length": "--chunk-length",
-        "num_inference_steps": "--steps",
-        "guidance_scale_audio": "--guidance-audio",
-        "guidance_scale_identity": "--guidance-identity",
-        "guidance_scale_camera": "--guidance-camera",
-        "noise_sharing": "--noise-sharing",
-        "context_frames": "--context-frames",
-        "seed": "--seed",
-        "fps": "--fps",
-    }
-    cli += [f"{flag} {settings[key]}" for key, flag in flags.items() if key in settings]
-    if settings.get("use_refiner") is False:
-        cli.append("--no-refiner")
-    return {
-        "starcaster_version": __version__,
-        "checkpoint": info.label,
-        "revision": info.revision,
-        "random_weights": info.random_weights,
-        "inputs": inputs,
-        "settings": settings,
-        "command_line": " ".join(cli) + " --audio AUDIO (--image IMAGE | --embedding identity.npy) --out out.mp4",
-    }

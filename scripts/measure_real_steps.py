@@ -35,7 +35,10 @@ from starcaster.models.unet import STARCasterUNet
 from starcaster.training import steps
 from starcaster.training.batches import Batch
 from starcaster.training.config import StageConfig
-from starcaster.training.steps import StepContext, diffusion_loss, self_forcing_step, teacher_step
+from starcaster.training.losses import diffusion_loss
+from starcaster.training.self_forcing import self_forcing_step
+from starcaster.training.step_context import StepContext
+from starcaster.training.teacher_forcing import teacher_step
 
 STAGES = {
     "teacher": StageConfig("motion", 1, batch_size=1, context_frames=8, chunk_length=8, reference_prob=1.0,

@@ -106,10 +106,10 @@ def training_cases() -> dict[str, np.ndarray]:
 def _training_steps() -> dict:
     """The step functions, wherever the refactor put them."""
     try:
-        from starcaster.training import self_forcing, teacher_forcing
+        from starcaster.training import self_forcing, step_context, teacher_forcing
 
         return {"self_forcing": self_forcing.self_forcing_step, "teacher": teacher_forcing.teacher_step,
-                "StepContext": teacher_forcing.StepContext}  # fmt: skip
+                "StepContext": step_context.StepContext}  # fmt: skip
     except ImportError:
         from starcaster.training import steps
 

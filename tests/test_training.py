@@ -14,7 +14,7 @@ from starcaster.cli import main
 from starcaster.models.configs import get_preset
 from starcaster.training.checkpoint import load_state, save_state
 from starcaster.training.config import STAGE_ORDER, load_config
-from starcaster.training.steps import trainable_parameters
+from starcaster.training.view_adaptation import trainable_parameters
 from tests.helpers import cli_generate
 
 

@@ -35,11 +35,16 @@ from .identity_encoder import train_identity_encoder
 from .identity_prior import train_identity_prior
 from .refiner import train_refiner
 from .samples import write_stage_samples
-from .steps import STEPS, StepContext, trainable_parameters
+from .self_forcing import self_forcing_step
+from .step_context import StepContext
+from .teacher_forcing import teacher_step
 from .trainer import LoopSettings, is_main_process, process_slot, train, training_device, wait_for_everyone
 from .vae import refine_decoder, refined_decoder, train_vae
+from .view_adaptation import trainable_parameters
 
 logger = logging.getLogger(__name__)
+
+STEPS = {"teacher": teacher_step, "self_forcing": self_forcing_step}  # StageConfig.kind → step
 
 
 def _frames_needed(stage: StageConfig) -> int:

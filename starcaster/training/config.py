@@ -1,5 +1,9 @@
 """Training configuration: dataclasses, loaded from YAML files in ``configs/``.
 
+One job: how to *train* (stages, steps, batch sizes, learning rates, loss weights, rollout
+settings). The model's architecture is the preset that ``RecipeConfig.preset`` names
+(``models/configs.py``); a generation run's options are ``starcaster/request.py``.
+
 One ``RecipeConfig`` describes the whole staged recipe (VAE → identity encoder → motion →
 reference → self-forcing → view); ``--stage`` runs any one of them alone, starting from the
 previous stage's weights in ``out/``.

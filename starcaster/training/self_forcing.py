@@ -9,9 +9,11 @@ one random denoising step (Self-Forcing); every other step and every cache write
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
-from ..models.rollout import NoiseSource, Rollout, Sink
+from ..models.rollout import NoiseSource, Rollout, RolloutChunk, Sink
 from .batches import Batch
 from .losses import chunk_loss
 from .step_context import StepContext
@@ -27,15 +29,21 @@ def training_rollout(ctx: StepContext, batch: Batch, sink: Sink | None) -> Rollo
     )
 
 
-def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
+def rollout_chunks(ctx: StepContext, batch: Batch, sink: Sink | None) -> Iterator[tuple[slice, RolloutChunk]]:
+    """``(frames, chunk)`` for each of the stage's ``rollout_chunks`` chunks, each with its one gradient step."""
     stage = ctx.stage
-    sink = Sink.at(batch.reference, batch.identity) if ctx.rng.random() < stage.reference_prob else None
     rollout = training_rollout(ctx, batch, sink)
-    total, parts = 0.0, {}
     for k in range(stage.rollout_chunks):
         frames = slice(k * stage.chunk_length, (k + 1) * stage.chunk_length)
         gradient_step = int(ctx.rng.integers(stage.num_inference_steps))
-        chunk = rollout.chunk(batch.identity, batch.audio[:, frames], batch.views[:, frames], gradient_step)
+        yield frames, rollout.chunk(batch.identity, batch.audio[:, frames], batch.views[:, frames], gradient_step)
+
+
+def self_forcing_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
+    stage = ctx.stage
+    sink = Sink.at(batch.reference, batch.identity) if ctx.rng.random() < stage.reference_prob else None
+    total, parts = 0.0, {}
+    for frames, chunk in rollout_chunks(ctx, batch, sink):
         loss, parts = chunk_loss(ctx, chunk.prediction, batch, frames)
         total = total + loss / stage.rollout_chunks
     return total, parts

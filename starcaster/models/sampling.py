@@ -92,18 +92,14 @@ def predict_x0(
     return guidance.combine(list(x0.chunk(groups)))
 
 
-def denoise_chunk(
-    unet: STARCasterUNet,
-    scheduler,
-    noise: torch.Tensor,
-    conditions: torch.Tensor,
-    cache: KVCache | None,
-    num_inference_steps: int,
-    guidance: Guidance = Guidance(),
-    reference: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Pure noise ``[B,F,C,h,w]`` → clean chunk, in ``num_inference_steps`` scheduler steps."""
-    return denoise_steps(unet, scheduler, noise, conditions, cache, num_inference_steps, guidance, reference)[1]
+def denoise_chunk(*args, **kwargs) -> torch.Tensor:
+    """Pure noise ``[B,F,C,h,w]`` → clean chunk, in ``num_inference_steps`` scheduler steps.
+
+    The arguments of ``denoise_steps`` (``unet, scheduler, noise, conditions, cache,
+    num_inference_steps, guidance, reference``) without its training hook; every step runs in the
+    caller's grad mode.
+    """
+    return denoise_steps(*args, **kwargs)[1]
 
 
 def denoise_steps(

@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from starcaster.models.configs import get_preset
 from starcaster.models.unet import STARCasterUNet
-from starcaster.training import steps
+from starcaster.training import self_forcing, teacher_forcing
 from starcaster.training.batches import Batch
 from starcaster.training.config import StageConfig
 from starcaster.training.losses import diffusion_loss
@@ -105,7 +105,7 @@ def count(preset: str, kind: str, checkpointing: bool = False) -> dict:
     With ``checkpointing`` the saved bytes are those kept *between* checkpointed UNet blocks
     (what stays alive through the forward), not the one block being recomputed.
     """
-    steps.chunk_loss = _mse_only
+    self_forcing.chunk_loss = teacher_forcing.chunk_loss = _mse_only  # where the steps look it up
     scheduler = _scheduler(preset)  # real tensors, made outside the fake mode
     # the DDIM update is a few elementwise ops (no FLOPs to speak of) that index by value: skip it
     scheduler.step = lambda output, t, sample: SimpleNamespace(prev_sample=output)

@@ -75,7 +75,8 @@ def roll_out(
 
     The one ``Rollout`` of inference (``models/rollout.py``), with a real-context prefix: the
     ground-truth first ``CONTEXT_FRAMES`` frames are written into the cache, then ``chunks`` chunks
-    are rolled out with ``steps`` sampler steps and one starting noise image per window (sharing 1).
+    are rolled out with ``steps`` sampler steps and one starting noise image per window (sharing 1;
+    each chunk still draws its own noise, at weight 0, as every rollout does).
     """
     chunk = (batch.frames - CONTEXT_FRAMES) // chunks
     sink = None

@@ -32,10 +32,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from starcaster.models.configs import get_preset
 from starcaster.models.unet import STARCasterUNet
-from starcaster.training import steps
+from starcaster.training import self_forcing, teacher_forcing
 from starcaster.training.batches import Batch
 from starcaster.training.config import StageConfig
-from starcaster.training.steps import StepContext, diffusion_loss, self_forcing_step, teacher_step
+from starcaster.training.losses import diffusion_loss
+from starcaster.training.self_forcing import self_forcing_step
+from starcaster.training.step_context import StepContext
+from starcaster.training.teacher_forcing import teacher_step
 
 STAGES = {
     "teacher": StageConfig("motion", 1, batch_size=1, context_frames=8, chunk_length=8, reference_prob=1.0,
@@ -102,7 +105,7 @@ def count(preset: str, kind: str, checkpointing: bool = False) -> dict:
     With ``checkpointing`` the saved bytes are those kept *between* checkpointed UNet blocks
     (what stays alive through the forward), not the one block being recomputed.
     """
-    steps.chunk_loss = _mse_only
+    self_forcing.chunk_loss = teacher_forcing.chunk_loss = _mse_only  # where the steps look it up
     scheduler = _scheduler(preset)  # real tensors, made outside the fake mode
     # the DDIM update is a few elementwise ops (no FLOPs to speak of) that index by value: skip it
     scheduler.step = lambda output, t, sample: SimpleNamespace(prev_sample=output)

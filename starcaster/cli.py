@@ -405,7 +405,7 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
 def _run_bench(args: argparse.Namespace) -> int:
     import json
 
-    from .eval.benchmark import BenchConfig, format_report, load, plot, profile_tables, run
+    from .speed.streaming import BenchConfig, format_report, load, plot, profile_tables, run
 
     config = BenchConfig(
         checkpoint=args.checkpoint,
@@ -443,8 +443,8 @@ def _realtime(args: argparse.Namespace, out: Path) -> dict:
     """End-to-end live-serving figures (first in every bench run): ``realtime.json`` and a table."""
     import json
 
-    from .eval.benchmark import load
-    from .eval.realtime import realtime_rows
+    from .speed.realtime import realtime_rows
+    from .speed.streaming import load
 
     rows = realtime_rows(load(args.checkpoint, args.threads), seconds=args.realtime_seconds)
     (out / "realtime.json").write_text(json.dumps(rows, indent=1))

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline
-from diffusers.utils.torch_utils import randn_tensor
 
 from . import identity as identity_frontend
 from .ahead import Ahead
@@ -43,10 +42,10 @@ from .errors import InputError
 from .hub import resolve_checkpoint
 from .models.identity_encoder import IdentityEncoder  # imported so from_pretrained can load the component
 from .models.identity_prior import IdentityPrior
-from .models.kv_cache import KVCache
 from .models.pixel_vae import PixelUnshuffleVAE
 from .models.refiner import FrameRefiner, TemporalRefinement
-from .models.sampling import Guidance, denoise_chunk, guided_conditions
+from .models.rollout import NoiseSource, Rollout, Sink
+from .models.sampling import Guidance
 from .models.unet import STARCasterUNet
 from .models.weight_storage import align_weights
 from .pipeline_output import ChunkOutput, STARCasterPipelineOutput
@@ -441,24 +440,12 @@ class STARCasterPipeline(DiffusionPipeline):
         pixels = to_pixels(torch.from_numpy(portrait).to(self.device))[None].to(dtype)
         return TemporalRefinement(pixels, torch.ones(1, device=self.device), smoothing)
 
-    # -- 5. cache -----------------------------------------------------------------------
+    # -- 5. per-chunk conditions --------------------------------------------------------
     def _conditions(self, prep: _Prepared, features: np.ndarray, views: ViewTrack) -> tuple:
         """Per-chunk condition inputs ``(identity [1,512], audio [1,F,W,M], views [1,F,2])``."""
         audio = torch.from_numpy(features).to(self.device, self.unet.dtype)[None]
         track = torch.from_numpy(np.stack([views.azimuth, views.elevation], -1).astype(np.float32))
         return prep.identity, audio, track.to(audio.device, audio.dtype)[None]
-
-    @torch.no_grad()
-    def _write_context(self, cache: KVCache, clean: torch.Tensor, identity, audio, views) -> None:
-        """Run the reference encoder on finished frames ``[1,F,C,h,w]`` and cache their K/V."""
-        cache.append(self.unet.encode_context(clean, self.unet.encode_conditions(identity, audio, views)))
-
-    @torch.no_grad()
-    def _write_reference(self, cache: KVCache, prep: _Prepared) -> None:
-        if prep.reference_latents is None:
-            return
-        view = torch.tensor([prep.reference_view], device=self.device)
-        cache.append(self.unet.encode_reference(prep.reference_latents.to(self.unet.dtype), prep.identity, view))
 
     @contextmanager
     def precision(self, precision: str = "fp32") -> Iterator[None]:
@@ -525,9 +512,6 @@ class STARCasterPipeline(DiffusionPipeline):
             logger.warning(note)
         return [] if note is None else [note]
 
-    def _noise(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
-        return randn_tensor(shape, generator=generator, device=self.device, dtype=self.unet.dtype)
-
     def _generate(self, prep: _Prepared, r: GenerationRequest, guidance: Guidance, run: GenerationRun):
         """Chunks as they finish, from a three-stage pipeline on two worker threads: the denoiser
         (the caller's torch thread count) runs one chunk ahead of the decoder + frame refiner (one
@@ -554,45 +538,34 @@ class STARCasterPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def _denoised_chunks(self, prep: _Prepared, r: GenerationRequest, guidance: Guidance, run, stop: threading.Event):
-        """The autoregressive loop: per chunk, conditions → few-step denoise → write the clean
-        chunk into the KV cache; yields ``(index, start, clean latents [1,F,C,h,w], views)``."""
-        scheduler = copy.deepcopy(self.scheduler)  # its timesteps are per run
+        """The autoregressive loop (``models/rollout.py``), steered per chunk: the views and the chunk
+        length are read as each chunk starts; yields ``(index, start, clean latents [1,F,C,h,w], views)``."""
         with self.precision(r.precision), _CHUNK_LOCK:
-            context = _ContextStore(self, prep, r.context_frames, recompute=r.context_mode == "recompute")
-        latent_shape = (self.unet.config.latent_channels, self.unet.config.sample_size, self.unet.config.sample_size)
-        shared = self._noise((1, 1, *latent_shape), r.generator)
+            rollout = self._rollout(prep, r, guidance)
         start, index = 0, 0
         while not (stop.is_set() or run.cancelled.is_set()):
-            features = _fetch(
-                prep.features, start, start + run.controls["chunk_length"], stop, run.cancelled
-            )  # [F, W, M]
-            if features is None or len(features) == 0:
+            features = _fetch(prep.features, start, start + run.controls["chunk_length"], stop, run.cancelled)
+            if features is None or len(features) == 0:  # [F, W, M]
                 return
-            count = len(features)
-            views = ViewTrack(*prep.steering.views(start, start + count, r.fps))
+            views = ViewTrack(*prep.steering.views(start, start + len(features), r.fps))
             run.rendered.append(views)
-            identity, audio, view_tensor = self._conditions(prep, features, views)
-            own = self._noise((1, count, *latent_shape), r.generator)
-            noise = math.sqrt(r.noise_sharing) * shared + math.sqrt(1.0 - r.noise_sharing) * own
             with self.precision(r.precision), _CHUNK_LOCK:
-                with self.timer("context"):
-                    cache = context.cache()
-                with self.timer("denoise"):
-                    conditions = guided_conditions(self.unet, identity, audio, view_tensor, guidance)
-                    clean = denoise_chunk(
-                        self.unet,
-                        scheduler,
-                        noise,
-                        conditions,
-                        cache,
-                        int(r.num_inference_steps),
-                        guidance,
-                        prep.reference_latents,
-                    )
-                with self.timer("context"):
-                    context.add(clean, identity, audio, view_tensor)
+                clean = rollout.chunk(*self._conditions(prep, features, views)).clean
             yield index, start, clean, views
-            start, index = start + count, index + 1
+            start, index = start + len(features), index + 1
+
+    def _rollout(self, prep: _Prepared, r: GenerationRequest, guidance: Guidance) -> Rollout:
+        """A run's rollout: its own scheduler copy (timesteps are per run), the reference portrait as the sink."""
+        cfg = self.unet.config
+        noise = NoiseSource((1, cfg.latent_channels, cfg.sample_size, cfg.sample_size), r.generator, self.device,
+                            self.unet.dtype)  # fmt: skip
+        sink = None
+        if prep.reference_latents is not None:
+            sink = Sink.at(prep.reference_latents, prep.identity, prep.reference_view)
+        return Rollout(
+            self.unet, copy.deepcopy(self.scheduler), noise, int(r.num_inference_steps), r.context_frames, sink,
+            r.noise_sharing, guidance, recompute=r.context_mode == "recompute", timer=lambda name: self.timer(name),
+        )  # fmt: skip
 
     @torch.no_grad()
     def __call__(
@@ -651,35 +624,6 @@ class STARCasterPipeline(DiffusionPipeline):
         "Generate a whole clip (``start`` + collect the chunks); returns a ``STARCasterPipelineOutput``.\n\n"
         + options_docstring(" " * 4)
     )
-
-
-class _ContextStore:
-    """The causal context of a run: a KV cache (default) or, for ``recompute``, the raw frames.
-
-    In recompute mode it keeps every finished chunk's clean latents and conditions and
-    rebuilds a fresh cache from all of them before each chunk — the naive O(n²) baseline.
-    """
-
-    def __init__(self, pipe: STARCasterPipeline, prep: _Prepared, window: int | None, recompute: bool):
-        self.pipe, self.prep, self.window, self.recompute = pipe, prep, window, recompute
-        self.history: list[tuple] = []
-        self._cache = pipe.unet.new_cache(window_frames=window)
-        pipe._write_reference(self._cache, prep)
-
-    def cache(self) -> KVCache:
-        if not self.recompute:
-            return self._cache
-        cache = self.pipe.unet.new_cache(window_frames=self.window)
-        self.pipe._write_reference(cache, self.prep)
-        for item in self.history:
-            self.pipe._write_context(cache, *item)
-        return cache
-
-    def add(self, clean, identity, audio, views) -> None:
-        if self.recompute:
-            self.history.append((clean, identity, audio, views))
-        else:
-            self.pipe._write_context(self._cache, clean, identity, audio, views)
 
 
 def _fetch(features, start: int, stop: int, *cancels: threading.Event) -> np.ndarray | None:

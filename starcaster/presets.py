@@ -1,4 +1,8 @@
-"""Build a fresh pipeline from a named model preset (random weights, for tests and training)."""
+"""Build a fresh pipeline from a named model preset (random weights, for tests and training).
+
+One job: ``build_pipeline``. The presets themselves (architecture hyper-parameters) live in
+``models/configs.py``; the training recipe's settings in ``training/config.py``.
+"""
 
 from __future__ import annotations
 

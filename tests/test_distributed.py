@@ -86,7 +86,8 @@ def _gradients(unet, batch, rank: int, world: int) -> list[torch.Tensor]:
 
     from starcaster.models.configs import get_preset
     from starcaster.training.config import StageConfig
-    from starcaster.training.steps import StepContext, teacher_step
+    from starcaster.training.step_context import StepContext
+    from starcaster.training.teacher_forcing import teacher_step
 
     stage = StageConfig("motion", 1, batch_size=4, context_frames=2, chunk_length=2, reference_prob=1.0,
                         first_chunk_prob=0.0)  # fmt: skip

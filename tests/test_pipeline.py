@@ -165,7 +165,7 @@ def test_camera_guidance_combines_a_pass_without_the_camera():
 def test_camera_guidance_changes_the_output(tiny_pipe, speech_wave, identity_vector):
     import copy
 
-    from starcaster.training.steps import trainable_parameters
+    from starcaster.training.view_adaptation import trainable_parameters
 
     pipe = copy.deepcopy(tiny_pipe)  # the random camera stream starts at zero: give it weights
     with torch.no_grad():

@@ -164,7 +164,9 @@ def test_a_failing_chunk_is_raised_in_the_consumer(tiny_pipe, identity_vector, m
     def broken(*args, **kwargs):
         raise RuntimeError("denoiser exploded")
 
-    monkeypatch.setattr(pipeline_module, "denoise_chunk", broken)
+    from starcaster.models import rollout
+
+    monkeypatch.setattr(rollout, "denoise_steps", broken)
     with pytest.raises(RuntimeError, match="exploded"):
         tiny_pipe(_speech(0.5), identity_embedding=identity_vector, **FAST)
 

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from starcaster.data.bench import benchmark_generation, benchmark_renderer
 from starcaster.data.synthtalk import SynthConfig
+from starcaster.speed.synthtalk import benchmark_generation, benchmark_renderer
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,12 @@ import torch
 from PIL import Image
 
 from starcaster import STARCasterPipeline
+from starcaster.camera import ViewRange
 from starcaster.cli import main
 from starcaster.models.configs import get_preset
 from starcaster.training.checkpoint import load_state, save_state
 from starcaster.training.config import STAGE_ORDER, load_config
-from starcaster.training.steps import trainable_parameters
+from starcaster.training.view_adaptation import trainable_parameters
 from tests.helpers import cli_generate
 
 
@@ -91,11 +93,14 @@ def test_decoder_refinement_keeps_the_latent_space(trained):
     assert all(torch.equal(exported[k].half(), refined[k].half()) for k in decoder_keys)
 
 
-def test_exported_pipeline_loads_and_generates(trained):
+def test_exported_pipeline_loads_and_generates(trained, tiny_data):
     _, export = trained
     pipe = STARCasterPipeline.from_pretrained(export)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.unet.dtype == torch.float32 and pipe.identity_encoder is not None
+    rendered = json.loads((tiny_data / "manifest.json").read_text())["config"]  # the views the data was drawn from
+    az, el = rendered["max_azimuth"], rendered["max_elevation"]
+    assert pipe.view_range == ViewRange((-az, az), (-el, el))  # the checkpoint declares them
     image = np.full((64, 64, 3), 128, np.uint8)  # a tight portrait: centre-cropped, resized to 32²
     out = pipe(np.zeros(6400, np.float32), image=image, generator=torch.Generator().manual_seed(0))
     assert out.frames.shape == (10, 32, 32, 3)

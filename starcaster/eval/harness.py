@@ -295,7 +295,8 @@ def long_sequence(split_dir: Path, seconds: float, fps: float, seed: int) -> Eva
 
 
 def run_benchmark(split_dir: str | Path, pipe=None, config: EvalConfig | None = None) -> dict[str, Any]:
-    """Ceiling, floors and (if ``pipe`` is given) the model: ``{"rows": {name: metrics}, "meta": ...}``."""
+    """The *quality* benchmark (``python -m starcaster eval``; speed is ``starcaster/speed/``): ceiling,
+    floors and (if ``pipe`` is given) the model: ``{"rows": {name: metrics}, "meta": ...}``."""
     config = config or EvalConfig()
     experts = Experts(config.weights)
     sequences, fps = load_sequences(Path(split_dir), config)

@@ -1,5 +1,10 @@
 """Named model presets (flux-style ``configs = {name: spec}``): ``tiny``, ``demo``, ``real``.
 
+One job: what a model *is* — the architecture hyper-parameters of each named model (UNet, VAE,
+identity encoder, scheduler). Not the user's options for a run (``starcaster/request.py``), not
+the training recipe (``training/config.py``, which names a preset here), and not the building of
+a random-weight pipeline from one (``starcaster/presets.build_pipeline``).
+
 * ``real``: 512² frames, the SD-1.5 VAE, an SD-1.5-shaped UNet (the Arc2Face backbone) with
   Arc2Face's CLIP-token identity projection, so ``FoivosPar/Arc2Face`` weights load into the
   denoiser and its reference encoder (see ``starcaster.convert``); identities are insightface

@@ -13,6 +13,7 @@ and one pass is run. Camera guidance pulls a small model's head towards the requ
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -61,12 +62,16 @@ def guided_conditions(
     views: torch.Tensor,
     guidance: Guidance,
 ) -> torch.Tensor:
-    """Condition tokens for every CFG pass, stacked group-major: ``[G*B*F, N, D]``."""
+    """Condition tokens for every CFG pass, stacked group-major: ``[G*B*F, N, D]``.
+
+    The full pass (every stream kept) is encoded without masks: the same numbers, and the null
+    tokens stay out of the graph (no gradient, so no weight decay, where nothing is dropped).
+    """
     batch = identity.shape[0]
     groups = []
     for keep in guidance.passes():
         masks = {s: torch.full((batch,), k, dtype=torch.bool, device=identity.device) for s, k in keep.items()}
-        groups.append(unet.encode_conditions(identity, audio, views, masks))
+        groups.append(unet.encode_conditions(identity, audio, views, None if all(keep.values()) else masks))
     return torch.cat(groups)
 
 
@@ -87,7 +92,17 @@ def predict_x0(
     return guidance.combine(list(x0.chunk(groups)))
 
 
-def denoise_chunk(
+def denoise_chunk(*args, **kwargs) -> torch.Tensor:
+    """Pure noise ``[B,F,C,h,w]`` → clean chunk, in ``num_inference_steps`` scheduler steps.
+
+    The arguments of ``denoise_steps`` (``unet, scheduler, noise, conditions, cache,
+    num_inference_steps, guidance, reference``) without its training hook; every step runs in the
+    caller's grad mode.
+    """
+    return denoise_steps(*args, **kwargs)[1]
+
+
+def denoise_steps(
     unet: STARCasterUNet,
     scheduler,
     noise: torch.Tensor,
@@ -96,12 +111,22 @@ def denoise_chunk(
     num_inference_steps: int,
     guidance: Guidance = Guidance(),
     reference: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Pure noise ``[B,F,C,h,w]`` → clean chunk, in ``num_inference_steps`` scheduler steps."""
+    gradient_step: int | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """``denoise_chunk`` with a training hook: ``(x0 of step gradient_step with its graph, clean chunk)``.
+
+    With ``gradient_step`` None every step runs in the caller's grad mode (``denoise_chunk``). With
+    one, only that step records a graph (through the model and ``conditions``), every other step
+    runs without gradients, and the returned chunk (the last step's x0) is detached (Self-Forcing).
+    """
     scheduler.set_timesteps(num_inference_steps, device=noise.device)
     latents = noise
-    x0 = noise
-    for t in scheduler.timesteps:
-        x0 = predict_x0(unet, latents, t, conditions, cache, guidance, reference)
+    x0, kept = noise, None
+    for i, t in enumerate(scheduler.timesteps):
+        frozen = gradient_step is not None and i != gradient_step
+        with torch.no_grad() if frozen else nullcontext():
+            x0 = predict_x0(unet, latents, t, conditions.detach() if frozen else conditions, cache, guidance, reference)
+        if i == gradient_step:
+            kept, x0 = x0, x0.detach()
         latents = scheduler.step(x0.flatten(0, 1), t, latents.flatten(0, 1)).prev_sample.view_as(latents)
-    return x0
+    return kept, x0

@@ -1,5 +1,9 @@
 """Training configuration: dataclasses, loaded from YAML files in ``configs/``.
 
+One job: how to *train* (stages, steps, batch sizes, learning rates, loss weights, rollout
+settings). The model's architecture is the preset that ``RecipeConfig.preset`` names
+(``models/configs.py``); a generation run's options are ``starcaster/request.py``.
+
 One ``RecipeConfig`` describes the whole staged recipe (VAE → identity encoder → motion →
 reference → self-forcing → view); ``--stage`` runs any one of them alone, starting from the
 previous stage's weights in ``out/``.
@@ -76,6 +80,7 @@ class RefinerConfig:
     rollout_batch: int = 8
     chunks: int = 2  # chunks rolled out per window after the real context (the later ones from its own)
     chunk_length: int = 4
+    rollout_steps: int = 4  # sampler steps of the pairs' rollout: the video model's training sampler (inference: 1)
     prior_prob: float = 0.3  # share of windows whose portrait is the identity prior's (identity-only mode)
     none_prob: float = 0.1  # share with no portrait at all (the video model alone)
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])

@@ -13,6 +13,7 @@ Each video stage starts from the previous stage's ``final/`` weights.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from ..audio import audio_config_for
+from ..camera import ViewRange
 from ..models.configs import get_preset
 from ..models.identity_prior import IdentityPrior
 from ..models.refiner import FrameRefiner
@@ -35,11 +37,16 @@ from .identity_encoder import train_identity_encoder
 from .identity_prior import train_identity_prior
 from .refiner import train_refiner
 from .samples import write_stage_samples
-from .steps import STEPS, StepContext, trainable_parameters
+from .self_forcing import self_forcing_step
+from .step_context import StepContext
+from .teacher_forcing import teacher_step
 from .trainer import LoopSettings, is_main_process, process_slot, train, training_device, wait_for_everyone
 from .vae import refine_decoder, refined_decoder, train_vae
+from .view_adaptation import trainable_parameters
 
 logger = logging.getLogger(__name__)
+
+STEPS = {"teacher": teacher_step, "self_forcing": self_forcing_step}  # StageConfig.kind → step
 
 
 def _frames_needed(stage: StageConfig) -> int:
@@ -169,9 +176,21 @@ def assemble_pipeline(
         identity_encoder=encoder,
         identity_prior=prior,
         refiner=refiner,
+        trained_views=trained_views(cfg.data),
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def trained_views(data: Path) -> dict | None:
+    """The view range the training data was rendered with (a SynthTalk manifest's ``max_azimuth`` /
+    ``max_elevation``), for the checkpoint to declare; None where the data does not say (real videos)."""
+    manifest = Path(data) / "manifest.json"
+    config = json.loads(manifest.read_text()).get("config", {}) if manifest.is_file() else {}
+    if "max_azimuth" not in config or "max_elevation" not in config:
+        return None
+    az, el = float(config["max_azimuth"]), float(config["max_elevation"])
+    return ViewRange((-az, az), (-el, el)).to_config()
 
 
 def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) -> STARCasterPipeline | None:

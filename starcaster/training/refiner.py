@@ -3,11 +3,12 @@
 Data are the finished video model's *own* frames, paired with the ground truth they should
 have been. Pairs must be pixel-aligned, or the refiner learns to blur as well: each training
 window gives the model a few ground-truth frames as context (which pins the head's pose and
-the mouth's phase) and then the model rolls out ``chunks`` chunks with its 4-step sampler
-and KV cache exactly as at inference — the first from the real context, the later ones from
-its own — so the pairs carry inference's blur and the ground truth's detail at the same
-place. The identity's portrait is what inference would give the refiner: the reference
-portrait, the identity prior's portrait of the embedding (identity-only mode), or none.
+the mouth's phase) and then the model rolls out ``chunks`` chunks with the one ``Rollout`` of
+inference (``models/rollout.py``: its ``rollout_steps``-step sampler, 4 as in training, and KV
+cache) — the first from the real context, the later ones from its own — so the pairs carry
+inference's blur and the ground truth's detail at the same place. The identity's portrait is
+what inference would give the refiner: the reference portrait, the identity prior's portrait
+of the embedding (identity-only mode), or none.
 
 The pairs are generated once per run folder (``refiner/pairs.npz``, reused on resume); the
 loss is L1 on pixels plus L1 on their horizontal and vertical differences (the edges that
@@ -36,14 +37,13 @@ from torch import nn
 from ..audio import audio_config_for
 from ..models.configs import get_preset
 from ..models.refiner import FrameRefiner
-from ..models.sampling import denoise_chunk
+from ..models.rollout import NoiseSource, Rollout, Sink
 from ..models.unet import STARCasterUNet
 from ..pixels import to_pixels, to_uint8
 from .batches import Batch, encode_latents, prepare_batch
 from .checkpoint import finished_model
 from .config import RecipeConfig, RefinerConfig
 from .data import collate_audio_features, endless
-from .steps import write_reference
 from .trainer import LoopSettings, train
 
 logger = logging.getLogger(__name__)
@@ -62,28 +62,38 @@ def _portraits(batch: Batch, source: str, prior) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def roll_out(unet: STARCasterUNet, scheduler, vae, batch: Batch, portraits: torch.Tensor | None, chunks: int):
-    """The model's frames for ``batch``'s frames after ``CONTEXT_FRAMES`` (own rollout from real context)."""
+def roll_out(
+    unet: STARCasterUNet,
+    scheduler,
+    vae,
+    batch: Batch,
+    portraits: torch.Tensor | None,
+    chunks: int,
+    steps: int = RefinerConfig.rollout_steps,
+) -> torch.Tensor:
+    """The model's frames ``[B, chunks·chunk, 3, H, W]`` for ``batch``'s frames after ``CONTEXT_FRAMES``.
+
+    The one ``Rollout`` of inference (``models/rollout.py``), with a real-context prefix: the
+    ground-truth first ``CONTEXT_FRAMES`` frames are written into the cache, then ``chunks`` chunks
+    are rolled out with ``steps`` sampler steps and one starting noise image per window (sharing 1;
+    each chunk still draws its own noise, at weight 0, as every rollout does).
+    """
     chunk = (batch.frames - CONTEXT_FRAMES) // chunks
-    cache = unet.new_cache(window_frames=CONTEXT_FRAMES + chunk)
-    reference = None
+    sink = None
     if portraits is not None:
-        reference = encode_latents(vae, portraits[:, None])
-        write_reference(unet, cache, reference, batch.identity)
+        sink = Sink.at(encode_latents(vae, portraits[:, None]), batch.identity)
+    latents = batch.latents
+    noise = NoiseSource((latents.shape[0], *latents.shape[2:]), None, latents.device, latents.dtype)
+    rollout = Rollout(unet, scheduler, noise, steps, CONTEXT_FRAMES + chunk, sink, noise_sharing=1.0)
     past = slice(0, CONTEXT_FRAMES)
-    conditions = unet.encode_conditions(batch.identity, batch.audio[:, past], batch.views[:, past])
-    cache.append(unet.encode_context(batch.latents[:, past], conditions))
-    shape = batch.latents[:, :chunk].shape
-    shared = torch.randn(shape[0], 1, *shape[2:], device=batch.latents.device).expand(shape)
+    rollout.add_context(latents[:, past], batch.identity, batch.audio[:, past], batch.views[:, past])
     frames = []
     for k in range(chunks):
         span = slice(CONTEXT_FRAMES + k * chunk, CONTEXT_FRAMES + (k + 1) * chunk)
-        conditions = unet.encode_conditions(batch.identity, batch.audio[:, span], batch.views[:, span])
-        clean = denoise_chunk(unet, scheduler, shared.clone(), conditions, cache, 4, reference=reference)
-        cache.append(unet.encode_context(clean, conditions))
+        clean = rollout.chunk(batch.identity, batch.audio[:, span], batch.views[:, span]).clean
         pixels = vae.decode(clean.flatten(0, 1) / vae.config.scaling_factor).sample
-        frames.append(pixels.view(shape[0], chunk, *pixels.shape[1:]))
-    return torch.cat(frames, 1)  # [B, chunks·chunk, 3, H, W]
+        frames.append(pixels.view(latents.shape[0], chunk, *pixels.shape[1:]))
+    return torch.cat(frames, 1)
 
 
 def generate_pairs(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior, path: Path) -> dict[str, np.ndarray]:
@@ -104,7 +114,7 @@ def generate_pairs(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior,
         batch = prepare_batch(next(batches), vae, encoder, 0.0)
         source = PORTRAIT_SOURCES[rng.choice(3, p=probs / probs.sum())]
         portraits = _portraits(batch, source, prior)
-        generated = roll_out(unet, scheduler, vae, batch, portraits, settings.chunks)
+        generated = roll_out(unet, scheduler, vae, batch, portraits, settings.chunks, settings.rollout_steps)
         size = len(generated)
         blank = torch.zeros_like(batch.pixels[:, 0]) if portraits is None else portraits
         out["generated"].append(to_uint8(generated))

@@ -110,10 +110,10 @@ def generate(pipe, seconds: float, out: Path | None = None, **kwargs) -> dict:
 
 
 def _child(args: list[str], timeout: float) -> dict:
-    """Run ``python -m starcaster.eval.benchmark --child ...`` and read its JSON line."""
+    """Run ``python -m starcaster.speed.streaming --child ...`` and read its JSON line."""
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "starcaster.eval.benchmark", "--child", *args],
+            [sys.executable, "-m", "starcaster.speed.streaming", "--child", *args],
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .heads import sample_head
-from .render import RenderConfig, render
-from .state import FrameState
-from .synthtalk import SynthConfig, generate_dataset
+from ..data.heads import sample_head
+from ..data.render import RenderConfig, render
+from ..data.state import FrameState
+from ..data.synthtalk import SynthConfig, generate_dataset
 
 
 def benchmark_renderer(

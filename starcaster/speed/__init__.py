@@ -1,0 +1,7 @@
+"""Speed measurements (numbers written to docs/, never asserted), apart from quality evaluation (``eval/``).
+
+``streaming`` (``python -m starcaster bench``: scaling, cache vs recompute, chunk length,
+utilisation, stages, precision, the full-sequence baseline), ``realtime`` (end-to-end wall time
+per video second and first-chunk latency of the live defaults), ``synthtalk`` (SynthTalk
+renderer and dataset generation speed). Inference never imports this package.
+"""

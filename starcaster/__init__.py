@@ -9,6 +9,14 @@ first use, so ``import starcaster.identity`` or ``python -m starcaster --help`` 
 from __future__ import annotations
 
 import importlib
+import os
+
+# Before torch loads OpenMP: idle worker threads sleep instead of spinning. Generation runs
+# three stages on their own threads (denoiser, decoder + refiner, the mp4 writer) and the app
+# serves several visitors at once, so spinning threads take the cores the other stages need:
+# on a loaded 2-core machine the identity encoder took 70-700 ms spinning vs 9-21 ms passive
+# (docs/performance.md). No effect once torch is imported; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import CheckpointError, InputError, OfflineError, STARCasterError
 

@@ -201,3 +201,15 @@ def test_cli_stopped_mid_run_leaves_no_file(tiny_checkpoint, tmp_path, identity_
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in stderr.decode()
     assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("given", [None, "ACTIVE"])
+def test_openmp_threads_wait_passively_unless_the_user_chose(given):
+    """The stages' OpenMP threads must not spin on each other's cores: importing starcaster (before
+    torch, as app.py and the CLI do) makes libgomp's idle threads sleep; a user's own setting stays."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = "import os, sys, starcaster; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [given or "PASSIVE", "False"]  # set before torch could have read it

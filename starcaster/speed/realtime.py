@@ -22,7 +22,7 @@ from ..audio import SAMPLE_RATE
 from ..request import GenerationRequest
 from ..video import VideoWriter
 
-OLD_DEFAULTS = {"num_inference_steps": 4}  # the defaults before the live work (docs/performance.md)
+OLD_DEFAULTS = {"num_inference_steps": 4, "context_frames": 8}  # the defaults before the live work (docs/performance.md)
 
 
 def end_to_end(pipe, audio_path: Path, image: str, out: Path, **settings) -> dict:
@@ -64,6 +64,7 @@ def realtime_rows(pipe, seconds: float = 15.0, repeats: int = 2, image: str | No
     rows["defaults"] = {
         "num_inference_steps": GenerationRequest.num_inference_steps,
         "chunk_length": GenerationRequest.chunk_length,
+        "context_frames": GenerationRequest.context_frames,
     }
     rows["load_average"] = list(os.getloadavg())
     return rows

@@ -233,7 +233,10 @@ def test_live_playback_starts_before_generation_ends_and_the_camera_follows_the_
     frames = iio.imread(video)
     seen = Experts().view(frames)[:, 0]  # the pose expert's azimuth of every frame
     assert abs(np.median(seen[: max(1, turned - 5)])) < 10.0 and abs(np.median(seen[-25:]) - 45.0) < 10.0
-    print(f"first moving frame {first_motion:.1f} s after Generate; camera turned at frame {turned}")
+    shown = next(t for t, played, _ in timeline if played > 0)  # the player's clock first left zero
+    print(
+        f"playback started {shown:.1f} s and passed 0.2 s {first_motion:.1f} s after Generate; turned at frame {turned}"
+    )
     assert not driver.find_elements("css selector", "#random-banner")
     assert _console_errors(driver) == []
 

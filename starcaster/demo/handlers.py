@@ -33,7 +33,7 @@ from .serving import can_stream, gpu, gpu_seconds
 FV_KINDS = ["sweep (one instant, many views)", "orbit video"]
 FV_SOURCES = ["a portrait", "the identity from the 'From an identity' tab"]
 SWEEP_VIEWS = 16  # the page's default number of views of a sweep
-FIRST_SEGMENT_S = 0.3  # the live player starts after this much video (≈ one or two chunks)
+FIRST_SEGMENT_S = 0.16  # the live player starts after one chunk (4 frames; docs/performance.md)
 SEGMENT_S = 0.5  # later pieces of the live stream: seconds of video each
 LIVE_LEAD_S = 2.0  # the page's generation runs at most this far ahead of playback, so steering acts soon
 RETURNED_FILES_TTL_S = 60.0

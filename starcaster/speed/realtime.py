@@ -22,7 +22,8 @@ from ..audio import SAMPLE_RATE
 from ..request import GenerationRequest
 from ..video import VideoWriter
 
-OLD_DEFAULTS = {"num_inference_steps": 4, "context_frames": 8}  # the defaults before the live work (docs/performance.md)
+# The defaults before the live work (docs/performance.md).
+OLD_DEFAULTS = {"num_inference_steps": 4, "context_frames": 8}
 
 
 def end_to_end(pipe, audio_path: Path, image: str, out: Path, **settings) -> dict:

@@ -116,6 +116,10 @@ def _console_errors(driver) -> list[str]:
     ]
 
 
+def _displayed(driver, selector: str) -> bool:
+    return any(element.is_displayed() for element in driver.find_elements("css selector", selector))
+
+
 def _screenshot(driver, name: str, tmp_path: Path) -> Path:
     path = tmp_path / f"{name}.png"
     height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -208,6 +212,8 @@ def test_live_playback_starts_before_generation_ends_and_the_camera_follows_the_
     _wait(driver, lambda d: d.find_elements("css selector", "#portrait img"), 30, "the portrait preview")
     _upload(driver, "speech", speech)
     _wait(driver, lambda d: d.find_elements("css selector", "#speech audio, #speech .waveform-container"), 30, "audio")
+    note = _wait(driver, lambda d: d.find_element("css selector", "#avatar-read").text, 30, "the avatar note")
+    assert "SynthTalk-like portrait" in note and not _displayed(driver, "#avatar-editor")  # animated as it is
     pressed = time.perf_counter()
     driver.find_element("css selector", "#generate-btn").click()
     timeline = []
@@ -271,8 +277,10 @@ def test_photo_shows_its_avatar_in_the_browser(page, tmp_path):
     _wait(driver, lambda d: d.find_elements("css selector", "#generate-btn"), 60, "the page to reload")
     photo = tmp_path / "astronaut.png"
     Image.fromarray(data.astronaut()).save(photo)
+    assert not _displayed(driver, "#avatar-editor")  # nothing to edit before a photo has an avatar
     _upload(driver, "portrait", photo)
     _wait(driver, lambda d: d.find_elements("css selector", "#avatar img"), 60, "the avatar portrait")
+    assert _displayed(driver, "#avatar-editor")
     _wait(driver, lambda d: "hair:" in d.find_element("css selector", "#avatar-read").text, 30, "what was read")
     assert driver.find_elements("css selector", "#avatar-photo img")
     assert "SynthTalk" in driver.find_element("css selector", "#avatar-note").text

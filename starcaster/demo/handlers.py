@@ -209,18 +209,20 @@ class DemoApp:
         from ..identity import load_image
 
         if not image:
-            return (gr.skip(),) * 10
+            return (gr.skip(),) * 11
+        hidden = gr.update(visible=False)  # the editor: only for a photo's avatar
         try:
             score = domain_score(load_image(image))
             if score >= THRESHOLD:
                 note = f"This is a SynthTalk-like portrait (domain score {score:.2f}): it is animated as it is."
-                return (gr.skip(), gr.skip(), gr.skip(), note, *(gr.skip(),) * 6)
+                return (gr.skip(), gr.skip(), gr.skip(), note, *(gr.skip(),) * 6, hidden)
             portrait, identity, text, parameters = self.photo_to_avatar(image, request)
         except gr.Error as exc:
-            return (gr.skip(), gr.skip(), gr.skip(), f"⚠️ {exc.message}", *(gr.skip(),) * 6)
+            return (gr.skip(), gr.skip(), gr.skip(), f"⚠️ {exc.message}", *(gr.skip(),) * 6, hidden)
         values = json.loads(parameters)
         controls = (hex_colour(values["hair"]), values["hair_style_name"], hex_colour(values["skin"]))
-        return (image, portrait, identity, text, parameters, *controls, values["glasses"], values["beard"])
+        shown = gr.update(visible=True)
+        return (image, portrait, identity, text, parameters, *controls, values["glasses"], values["beard"], shown)
 
     # -- generation -----------------------------------------------------------------------
     @reported

@@ -234,27 +234,29 @@ def _avatar_panel(app: DemoApp, portrait: gr.Image) -> None:
             "read from the photo (real-scale weights that draw real faces: see `checkpoints.md`).",
             elem_id="avatar-note",
         )
-        with gr.Row():
-            photo = gr.Image(label="Your photo", interactive=False, height=160, elem_id="avatar-photo")
-            avatar = gr.Image(label="Your avatar", type="filepath", interactive=False, height=160, elem_id="avatar")
         read = gr.Markdown(elem_id="avatar-read")
-        with gr.Row():
-            hair = gr.ColorPicker(label="Hair colour")
-            style = gr.Dropdown(hair_styles(), value="short", label="Hair style")
-            skin = gr.ColorPicker(label="Skin")
-            glasses = gr.Checkbox(False, label="Glasses")
-            beard = gr.Slider(0, 1, 0, step=0.05, label="Beard")
-        with gr.Row():
-            update = gr.Button("Update avatar")
-            use = gr.Button("Animate this avatar", elem_id="use-avatar")
-        with gr.Row():
-            identity = gr.File(label="Avatar identity (.npy)")
-            parameters = gr.Textbox(label="Avatar parameters (JSON)", lines=2, max_lines=4)
+        # shown once a photo has an avatar: a SynthTalk portrait (animated as it is) gets only the note above
+        with gr.Column(visible=False, elem_id="avatar-editor") as editor:
+            with gr.Row():
+                photo = gr.Image(label="Your photo", interactive=False, height=160, elem_id="avatar-photo")
+                avatar = gr.Image(label="Your avatar", type="filepath", interactive=False, height=160, elem_id="avatar")
+            with gr.Row():
+                hair = gr.ColorPicker(label="Hair colour")
+                style = gr.Dropdown(hair_styles(), value="short", label="Hair style")
+                skin = gr.ColorPicker(label="Skin")
+                glasses = gr.Checkbox(False, label="Glasses")
+                beard = gr.Slider(0, 1, 0, step=0.05, label="Beard")
+            with gr.Row():
+                update = gr.Button("Update avatar")
+                use = gr.Button("Animate this avatar", elem_id="use-avatar")
+            with gr.Row():
+                identity = gr.File(label="Avatar identity (.npy)")
+                parameters = gr.Textbox(label="Avatar parameters (JSON)", lines=2, max_lines=4)
     controls = [hair, style, skin, glasses, beard]
     portrait.change(
         app.avatar_panel_update,
         portrait,
-        [photo, avatar, identity, read, parameters, *controls],
+        [photo, avatar, identity, read, parameters, *controls, editor],
         api_visibility="private",
         concurrency_limit=4,
     )

@@ -34,17 +34,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    import app as app_module
     from starcaster import STARCasterPipeline
     from starcaster.audio import load_audio
+    from starcaster.demo.layout import LIVE_MIC_EVERY_S, create_demo
 
     pipe = STARCasterPipeline.from_pretrained(args.checkpoint)
     pipe.set_progress_bar_config(disable=True)
-    demo = app_module.create_demo(pipe)
+    demo = create_demo(pipe)
     app = demo.starcaster_app
     clip = np.concatenate([load_audio(ROOT / "examples" / "audio" / "weather.wav"), np.zeros(8000, np.float32)])
     wave = np.tile(clip, int(np.ceil(args.seconds * 16_000 / len(clip))))[: int(args.seconds * 16_000)]
-    piece = int(16_000 * (args.piece or app_module.LIVE_MIC_EVERY_S))
+    piece = int(16_000 * (args.piece or LIVE_MIC_EVERY_S))
     portrait = str(ROOT / "examples" / "portraits" / "portrait_0.png")
 
     sent_at: list[tuple[int, float]] = []

@@ -3,7 +3,8 @@
 Every Gradio event of the page and every named API endpoint calls a ``DemoApp`` method:
 identity endpoints (extract, sample, blend), photo → avatar, generation (``generate``: the
 pipeline's chunks stream into a live player and an mp4, with the settings JSON beside it), the
-steering sliders and the live microphone. The Blocks layout that wires them is ``layout.py``;
+steering sliders and the live microphone (its handlers: ``microphone.py``; the live player's
+pieces and pacing: ``live_player.py``). The Blocks layout that wires them is ``layout.py``;
 error mapping is ``guards.py``; serving settings are ``serving.py``.
 """
 
@@ -28,18 +29,17 @@ from ..camera import ViewRange
 from ..request import DEFAULTS
 from .checkpoint import CheckpointInfo
 from .guards import MAX_SEED, checked_seed, fail, next_or_error, reported, user_error
+from .live_player import LIVE_LEAD_S, Pacer, Segments
+from .microphone import MicrophoneHandlers
 from .serving import can_stream, gpu, gpu_seconds
 
 FV_KINDS = ["sweep (one instant, many views)", "orbit video"]
 FV_SOURCES = ["a portrait", "the identity from the 'From an identity' tab"]
 SWEEP_VIEWS = 16  # the page's default number of views of a sweep
-FIRST_SEGMENT_S = 0.16  # the live player starts after one chunk (4 frames; docs/performance.md)
-SEGMENT_S = 0.5  # later pieces of the live stream: seconds of video each
-LIVE_LEAD_S = 2.0  # the page's generation runs at most this far ahead of playback, so steering acts soon
 RETURNED_FILES_TTL_S = 60.0
 
 
-class DemoApp:
+class DemoApp(MicrophoneHandlers):
     """The app's behaviour (one instance per ``create_demo``); the Blocks layout is in ``create_demo``."""
 
     def __init__(self, pipe, info: CheckpointInfo, max_audio_seconds: float, work_dir: Path):
@@ -316,11 +316,11 @@ class DemoApp:
     def _write_stream(self, chunks, settings, run_dir, image, embedding, audio, progress, paced) -> Iterator[tuple]:
         from ..video import VideoWriter
 
-        pacer = _Pacer(LIVE_LEAD_S)
+        pacer = Pacer(LIVE_LEAD_S)
         started, seed = time.perf_counter(), settings["seed"]
         header = next_or_error(chunks)
         video_path = run_dir / f"starcaster_seed{seed}.mp4"
-        segments = _Segments(run_dir, header["fps"], header["audio"])
+        segments = Segments(run_dir, header["fps"], header["audio"])
         progress((0, header["num_frames"]), desc="starting", unit="frames")
         for warning in header["warnings"]:  # e.g. views outside the checkpoint's trained range
             gr.Warning(warning)
@@ -428,76 +428,6 @@ class DemoApp:
         except STARCasterError as exc:
             gr.Warning(str(exc))
 
-    # -- live microphone -------------------------------------------------------------------
-    @reported
-    def live_step(
-        self, recorded, portrait: str | None, azimuth: float, elevation: float, seed: float, request: gr.Request = None
-    ):
-        """A piece of microphone audio arrived: feed it, hand the player the chunks finished since."""
-        key = getattr(request, "session_hash", None) or "api"
-        session = self._live.get(key)
-        if session is None:
-            session = self._start_live(key, portrait, azimuth, elevation, seed)
-        if recorded is not None:
-            rate, samples = recorded
-            session.push(samples, int(rate))
-        done, _ = session.collect()
-        return self._live_segment(key, session, done)
-
-    def _start_live(self, key: str, portrait, azimuth, elevation, seed):
-        import torch
-
-        from ..live import LiveSession
-
-        if not portrait:
-            raise fail("Upload a portrait (or pick an example) for the live mode first, then speak.")
-        with self._lock:
-            session = LiveSession(
-                self.pipe,
-                image=portrait,
-                azimuth=float(azimuth),
-                elevation=float(elevation),
-                generator=torch.Generator().manual_seed(checked_seed(seed)),
-            )
-        self._live[key], self._runs[key] = session, session.run
-        self._live_dirs[key] = self._run_dir(None)
-        return session
-
-    def _live_segment(self, key: str, session, done: list) -> tuple:
-        from ..video import encode_segment
-
-        latency = np.mean(session.latencies[-25:]) if session.latencies else float("nan")
-        status = f"Live: {session.received / 16_000:.1f} s heard · latency {latency:.2f} s"
-        if not done:
-            return gr.skip(), status
-        frames = np.concatenate([c.chunk.frames for c in done])
-        audio = np.concatenate([c.audio for c in done])
-        folder = self._live_dirs[key]
-        for old in folder.glob("live_*.mp4"):  # Gradio read it when it was returned
-            old.unlink(missing_ok=True)
-        path = encode_segment(folder / f"live_{done[0].chunk.start:06d}.mp4", frames, session.fps, audio)
-        return str(path), status
-
-    @reported
-    def live_stop(self, request: gr.Request = None):
-        """The microphone stopped: the last frames are drawn from what was heard, then the session ends."""
-        key = getattr(request, "session_hash", None) or "api"
-        session = self._live.pop(key, None)
-        if session is None:
-            return gr.skip(), "Live: not running."
-        session.end()
-        done, over = [], False
-        while not over:
-            more, over = session.collect(wait=10.0)
-            done += more
-        session.close()
-        self._runs.pop(key, None)
-        heard = session.received / 16_000
-        latency = np.mean(session.latencies) if session.latencies else float("nan")
-        segment, _ = self._live_segment(key, session, done)
-        self._retire(self._live_dirs.pop(key))  # its last segment is still being handed out
-        return segment, f"Live session over: {heard:.1f} s of speech, mean latency {latency:.2f} s per frame."
-
     # -- UI routing ------------------------------------------------------------------------
     @reported
     def generate_ui(
@@ -543,49 +473,6 @@ class DemoApp:
             request=request,
             paced=camera_path == "static",  # a steerable run plays as it is made
         )
-
-
-class _Pacer:
-    """Keeps generation at most ``lead`` seconds of video ahead of the wall clock (from the first call)."""
-
-    def __init__(self, lead: float):
-        self.lead, self.started = lead, None
-
-    def wait(self, video_seconds: float) -> None:
-        now = time.perf_counter()
-        self.started = self.started or now
-        ahead = video_seconds - (now - self.started) - self.lead
-        if ahead > 0:
-            time.sleep(ahead)
-
-
-class _Segments:
-    """Groups finished chunks into the live player's pieces (mp4 segments with their audio slice)."""
-
-    def __init__(self, folder: Path, fps: float, audio: np.ndarray | None):
-        self.folder, self.fps, self.audio = folder, float(fps), audio
-        self.frames: list[np.ndarray] = []
-        self.start = 0  # first frame of the piece being gathered
-        self.count = 0
-
-    def add(self, frames: np.ndarray) -> Path | None:
-        """Gather a chunk; return a segment file once enough video for the next piece is there."""
-        self.frames.append(np.asarray(frames))
-        target = FIRST_SEGMENT_S if self.count == 0 else SEGMENT_S
-        return self.flush() if sum(len(f) for f in self.frames) >= target * self.fps else None
-
-    def flush(self) -> Path | None:
-        from ..audio import frame_samples
-        from ..video import encode_segment
-
-        if not self.frames:
-            return None
-        frames = np.concatenate(self.frames)
-        stop = self.start + len(frames)
-        audio = None if self.audio is None else frame_samples(self.audio, self.start, stop, self.fps)
-        path = encode_segment(self.folder / f"live_{self.count:05d}.mp4", frames, self.fps, audio)
-        self.frames, self.start, self.count = [], stop, self.count + 1
-        return path
 
 
 def _rgb(value: str) -> tuple[float, float, float]:

@@ -66,3 +66,15 @@ def test_bench_report(tiny_checkpoint, tmp_path):
         )
     )
     assert numbers and all(math.isfinite(x) and x >= 0 for x in numbers)
+
+
+def test_chunk_rate_times_the_pipelines_rollout_at_steady_state():
+    """The accelerator measurement (scripts/gpu_speed.py) runs the pipeline's own Rollout, eager, on the CPU."""
+    from starcaster import build_pipeline
+    from starcaster.speed.chunk_rate import chunk_rate
+
+    pipe = build_pipeline("tiny")
+    row = chunk_rate(pipe.unet.eval(), "tiny", 2, dict(pipe.scheduler.config), window=6, timed_chunks=3)
+    assert (row.model, row.steps, row.window, row.chunk_length, row.compile_mode) == ("tiny", 2, 6, 4, None)
+    assert row.s_per_chunk > 0 and math.isclose(row.frames_per_s, 4 / row.s_per_chunk, rel_tol=0.01)
+    assert row.dtype == "float32" and row.device == "cpu"

@@ -5,15 +5,22 @@
 The client plays speech into the app's live handler (``DemoApp.live_step``, the function the
 page's microphone stream calls) in pieces of ``--piece`` seconds at real-time pace, exactly as
 the browser would send them, and records for every frame the time from the moment its audio
-had been sent to the moment the handler returned it inside a playable segment. The figures
-exclude only the network hop and the browser's player buffer.
+had been sent to the moment the piece holding it is ready for the page: returned by the handler
+and re-muxed by Gradio's streaming ``gr.Video`` (``stream_output``, on a worker thread of its own
+while the microphone keeps sending; ``--no-gradio`` stops the clock at the handler's return). The
+figures exclude only the network hop and the browser's player buffer.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import queue
+import shutil
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # app.py sits at the repository root
 
 
+def _held(segment: str, folder: str) -> str:
+    """A copy of a returned piece, as Gradio's cache keeps it."""
+    copy = Path(folder) / Path(segment).name
+    shutil.copy(segment, copy)
+    return str(copy)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "starcaster-synth"))
@@ -31,8 +45,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--piece", type=float, default=None, help="seconds per microphone piece (default: the app's)")
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--no-gradio", action="store_true", help="time up to the handler's return, without Gradio's per-piece re-mux"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+
+    import gradio as gr
 
     from starcaster import STARCasterPipeline
     from starcaster.audio import load_audio
@@ -47,6 +66,20 @@ def main() -> None:
     piece = int(16_000 * (args.piece or LIVE_MIC_EVERY_S))
     portrait = str(ROOT / "examples" / "portraits" / "portrait_0.png")
 
+    player = None if args.no_gradio else gr.Video(streaming=True)
+    remux: queue.Queue = queue.Queue()
+    held = tempfile.mkdtemp()
+
+    def remuxer() -> None:  # what the server does with a piece before the page can fetch it
+        first = True
+        while (item := remux.get()) is not None:
+            asyncio.run(player.stream_output(item[0], "live", first))
+            returned.append((item[1], time.perf_counter()))
+            first = False
+
+    worker = threading.Thread(target=remuxer, daemon=True)
+    if player is not None:
+        worker.start()
     sent_at: list[tuple[int, float]] = []
     returned: list[tuple[int, float]] = []  # (frames returned so far, time)
     frames_out, started = 0, time.perf_counter()
@@ -60,9 +93,19 @@ def main() -> None:
             import imageio_ffmpeg
 
             frames_out += imageio_ffmpeg.count_frames_and_secs(segment)[0]
-            returned.append((frames_out, time.perf_counter()))
+            if player is None:
+                returned.append((frames_out, time.perf_counter()))
+            else:  # Gradio takes the file at once (the handler deletes it with the next piece), re-muxes it
+                remux.put((_held(segment, held), frames_out))  # on its own worker while the microphone sends
     speech_over = time.perf_counter()
-    app.live_stop()
+    last, _ = app.live_stop()
+    if isinstance(last, str) and player is not None:
+        import imageio_ffmpeg
+
+        remux.put((_held(last, held), frames_out + imageio_ffmpeg.count_frames_and_secs(last)[0]))
+    remux.put(None)
+    if player is not None:
+        worker.join()
     latencies = []
     done = 0
     for total, at in returned:
@@ -74,9 +117,10 @@ def main() -> None:
     lat = np.array(latencies)
     report = {
         "threads": args.threads,
+        "through_gradio": player is not None,
         "piece_s": piece / 16_000,
         "speech_s": len(wave) / 16_000,
-        "frames_during_speech": done,
+        "frames_during_speech": max([count for count, at in returned if at <= speech_over], default=0),
         "frames_total": int(np.ceil(len(wave) / 640)),
         "latency_mean_s": round(float(lat.mean()), 3),
         "latency_p50_s": round(float(np.median(lat)), 3),

@@ -359,3 +359,27 @@ def test_impossible_elevation_is_a_gr_error(tiny_pipe, tmp_path, speech_file):
     with pytest.raises(gr.Error, match="elevation must be between -90° and 90°"):
         list(demo_app.generate(str(PORTRAIT), None, str(speech_file), elevation=720, progress=lambda *a, **k: None))
     assert not list(tmp_path.rglob("*.mp4"))
+
+
+def test_live_microphone_pieces_gather_half_a_second_and_end_with_every_frame(served, speech_wave):
+    """The live tab's handler: 0.25 s microphone pieces in; each piece out (but the last) holds at least
+    ``SEGMENT_S`` of video — one per call fell behind, every piece costs a re-mux — and all frames come back."""
+    import imageio_ffmpeg
+
+    from starcaster.demo.live_player import SEGMENT_S
+
+    app = served[0].starcaster_app
+    wave = np.tile(speech_wave, 2)[: 2 * 16_000]  # 2 s of speech
+    pieces = []
+    for start in range(0, len(wave), 4_000):
+        samples = (wave[start : start + 4_000] * 32767).astype(np.int16)
+        segment, status = app.live_step((16_000, samples), str(PORTRAIT), 0.0, 0.0, 0)
+        assert status.startswith("Live:")
+        if isinstance(segment, str):
+            pieces.append(imageio_ffmpeg.count_frames_and_secs(segment)[0])
+        time.sleep(0.05)
+    last, status = app.live_stop()
+    assert status.startswith("Live session over") and isinstance(last, str)
+    pieces.append(imageio_ffmpeg.count_frames_and_secs(last)[0])
+    assert all(count >= SEGMENT_S * 25 for count in pieces[:-1]), pieces
+    assert sum(pieces) == 50  # 2 s at 25 fps: nothing lost in the gathering

@@ -56,6 +56,7 @@ class DemoApp(MicrophoneHandlers):
         self._runs: dict[str, object] = {}  # session → the run it is streaming (steered by the sliders)
         self._live: dict[str, object] = {}  # session → its LiveSession (microphone mode)
         self._live_dirs: dict[str, Path] = {}
+        self._live_pending: dict[str, list] = {}  # session → finished chunks not yet in a piece
         self.streaming = can_stream()
 
     # -- files ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import gradio as gr
 import numpy as np
 
 from .guards import checked_seed, fail, reported
+from .live_player import SEGMENT_S
 
 
 class MicrophoneHandlers:
@@ -52,13 +53,20 @@ class MicrophoneHandlers:
         self._live_dirs[key] = self._run_dir(None)
         return session
 
-    def _live_segment(self, key: str, session, done: list) -> tuple:
+    def _live_segment(self, key: str, session, done: list, final: bool = False) -> tuple:
+        """The chunks finished since the last piece, once they make ``SEGMENT_S`` of video (or at the end).
+
+        Every piece costs the server a re-mux by Gradio (≈ 0.3 CPU-s, docs/app.md): a piece per
+        microphone call (4 a second) fell behind on two cores, so pieces gather half a second."""
         from ..video import encode_segment
 
         latency = np.mean(session.latencies[-25:]) if session.latencies else float("nan")
         status = f"Live: {session.received / 16_000:.1f} s heard · latency {latency:.2f} s"
-        if not done:
+        done = self._live_pending.setdefault(key, []) + done
+        if not done or (not final and sum(len(c.chunk.frames) for c in done) < SEGMENT_S * session.fps):
+            self._live_pending[key] = done
             return gr.skip(), status
+        self._live_pending[key] = []
         frames = np.concatenate([c.chunk.frames for c in done])
         audio = np.concatenate([c.audio for c in done])
         folder = self._live_dirs[key]
@@ -83,6 +91,7 @@ class MicrophoneHandlers:
         self._runs.pop(key, None)
         heard = session.received / 16_000
         latency = np.mean(session.latencies) if session.latencies else float("nan")
-        segment, _ = self._live_segment(key, session, done)
+        segment, _ = self._live_segment(key, session, done, final=True)
+        self._live_pending.pop(key, None)
         self._retire(self._live_dirs.pop(key))  # its last segment is still being handed out
         return segment, f"Live session over: {heard:.1f} s of speech, mean latency {latency:.2f} s per frame."

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import queue
 import shutil
 import sys
@@ -31,11 +32,84 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # app.py sits at the repository root
 
 
-def _held(segment: str, folder: str) -> str:
-    """A copy of a returned piece, as Gradio's cache keeps it."""
-    copy = Path(folder) / Path(segment).name
-    shutil.copy(segment, copy)
-    return str(copy)
+class _Page:
+    """Where the handler's pieces go: straight to ``returned`` (``--no-gradio``), or first through Gradio's
+    re-mux (``stream_output``) on a worker thread of its own, as in the server, while the microphone sends."""
+
+    def __init__(self, through_gradio: bool):
+        import gradio as gr
+
+        self.returned: list[tuple[int, float]] = []  # (frames returned so far, time)
+        self.player = gr.Video(streaming=True) if through_gradio else None
+        self.frames = 0
+        self._queue: queue.Queue = queue.Queue()
+        self._held = tempfile.mkdtemp()
+        self._worker = threading.Thread(target=self._remux, daemon=True)
+        if self.player is not None:
+            self._worker.start()
+
+    def deliver(self, segment) -> None:
+        import imageio_ffmpeg
+
+        if not isinstance(segment, str):
+            return
+        self.frames += imageio_ffmpeg.count_frames_and_secs(segment)[0]
+        if self.player is None:
+            self.returned.append((self.frames, time.perf_counter()))
+            return
+        copy = Path(self._held) / Path(segment).name  # Gradio takes the file at once: the handler
+        shutil.copy(segment, copy)  # deletes it when it writes the next piece
+        self._queue.put((str(copy), self.frames))
+
+    def _remux(self) -> None:
+        first = True
+        while (item := self._queue.get()) is not None:
+            asyncio.run(self.player.stream_output(item[0], "live", first))
+            self.returned.append((item[1], time.perf_counter()))
+            first = False
+
+    def close(self) -> None:
+        self._queue.put(None)
+        if self.player is not None:
+            self._worker.join()
+
+
+def _speak(app, wave: np.ndarray, piece: int, portrait: str, page: _Page) -> tuple[list, float]:
+    """Send ``wave`` in ``piece``-sample int16 pieces at real-time pace; ``(sent_at, time speech ended)``."""
+    sent_at: list[tuple[int, float]] = []
+    started = time.perf_counter()
+    for pos in range(0, len(wave), piece):
+        while time.perf_counter() - started < (pos + piece) / 16_000:  # real-time pace
+            time.sleep(0.001)
+        samples = (wave[pos : pos + piece] * 32767).astype(np.int16)
+        sent_at.append((pos + len(samples), time.perf_counter()))
+        page.deliver(app.live_step((16_000, samples), portrait, 0.0, 0.0, 0)[0])
+    speech_over = time.perf_counter()
+    page.deliver(app.live_stop()[0])
+    page.close()
+    return sent_at, speech_over
+
+
+def _report(returned: list, sent_at: list, speech_over: float) -> dict:
+    """Per-frame latency: from the moment its audio had been sent to the moment its piece was ready."""
+    latencies, done = [], 0
+    for total, at in returned:
+        for frame in range(done, total):
+            needed = (frame + 1) * 16_000 / 25
+            arrived = next(t for count, t in sent_at if count >= needed)
+            latencies.append(at - arrived)
+        done = total
+    lat = np.array(latencies)
+    return {
+        "frames_during_speech": max([count for count, at in returned if at <= speech_over], default=0),
+        "latency_mean_s": round(float(lat.mean()), 3),
+        "latency_p50_s": round(float(np.median(lat)), 3),
+        "latency_p95_s": round(float(np.percentile(lat, 95)), 3),
+        "latency_max_s": round(float(lat.max()), 3),
+        "latency_first_second_mean_s": round(float(lat[:25].mean()), 3),  # before any backlog
+        "latency_last_5s_mean_s": round(float(lat[-125:].mean()), 3),
+        "wall_after_speech_s": round(time.perf_counter() - speech_over, 2),
+    }
 
 
 def main() -> None:
@@ -51,85 +125,26 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    import gradio as gr
-
     from starcaster import STARCasterPipeline
     from starcaster.audio import load_audio
     from starcaster.demo.layout import LIVE_MIC_EVERY_S, create_demo
 
     pipe = STARCasterPipeline.from_pretrained(args.checkpoint)
     pipe.set_progress_bar_config(disable=True)
-    demo = create_demo(pipe)
-    app = demo.starcaster_app
+    app = create_demo(pipe).starcaster_app
     clip = np.concatenate([load_audio(ROOT / "examples" / "audio" / "weather.wav"), np.zeros(8000, np.float32)])
     wave = np.tile(clip, int(np.ceil(args.seconds * 16_000 / len(clip))))[: int(args.seconds * 16_000)]
     piece = int(16_000 * (args.piece or LIVE_MIC_EVERY_S))
-    portrait = str(ROOT / "examples" / "portraits" / "portrait_0.png")
-
-    player = None if args.no_gradio else gr.Video(streaming=True)
-    remux: queue.Queue = queue.Queue()
-    held = tempfile.mkdtemp()
-
-    def remuxer() -> None:  # what the server does with a piece before the page can fetch it
-        first = True
-        while (item := remux.get()) is not None:
-            asyncio.run(player.stream_output(item[0], "live", first))
-            returned.append((item[1], time.perf_counter()))
-            first = False
-
-    worker = threading.Thread(target=remuxer, daemon=True)
-    if player is not None:
-        worker.start()
-    sent_at: list[tuple[int, float]] = []
-    returned: list[tuple[int, float]] = []  # (frames returned so far, time)
-    frames_out, started = 0, time.perf_counter()
-    for pos in range(0, len(wave), piece):
-        while time.perf_counter() - started < (pos + piece) / 16_000:  # real-time pace
-            time.sleep(0.001)
-        samples = (wave[pos : pos + piece] * 32767).astype(np.int16)
-        sent_at.append((pos + len(samples), time.perf_counter()))
-        segment, _ = app.live_step((16_000, samples), portrait, 0.0, 0.0, 0)
-        if isinstance(segment, str):
-            import imageio_ffmpeg
-
-            frames_out += imageio_ffmpeg.count_frames_and_secs(segment)[0]
-            if player is None:
-                returned.append((frames_out, time.perf_counter()))
-            else:  # Gradio takes the file at once (the handler deletes it with the next piece), re-muxes it
-                remux.put((_held(segment, held), frames_out))  # on its own worker while the microphone sends
-    speech_over = time.perf_counter()
-    last, _ = app.live_stop()
-    if isinstance(last, str) and player is not None:
-        import imageio_ffmpeg
-
-        remux.put((_held(last, held), frames_out + imageio_ffmpeg.count_frames_and_secs(last)[0]))
-    remux.put(None)
-    if player is not None:
-        worker.join()
-    latencies = []
-    done = 0
-    for total, at in returned:
-        for frame in range(done, total):
-            needed = (frame + 1) * 16_000 / 25
-            arrived = next(t for count, t in sent_at if count >= needed)
-            latencies.append(at - arrived)
-        done = total
-    lat = np.array(latencies)
+    page = _Page(through_gradio=not args.no_gradio)
+    sent_at, speech_over = _speak(app, wave, piece, str(ROOT / "examples" / "portraits" / "portrait_0.png"), page)
     report = {
         "threads": args.threads,
-        "through_gradio": player is not None,
+        "through_gradio": page.player is not None,
         "piece_s": piece / 16_000,
         "speech_s": len(wave) / 16_000,
-        "frames_during_speech": max([count for count, at in returned if at <= speech_over], default=0),
         "frames_total": int(np.ceil(len(wave) / 640)),
-        "latency_mean_s": round(float(lat.mean()), 3),
-        "latency_p50_s": round(float(np.median(lat)), 3),
-        "latency_p95_s": round(float(np.percentile(lat, 95)), 3),
-        "latency_max_s": round(float(lat.max()), 3),
-        "latency_first_second_mean_s": round(float(lat[:25].mean()), 3),  # before any backlog
-        "latency_last_5s_mean_s": round(float(lat[-125:].mean()), 3),
-        "wall_after_speech_s": round(time.perf_counter() - speech_over, 2),
-        "load_average": list(__import__("os").getloadavg()),
+        **_report(page.returned, sent_at, speech_over),
+        "load_average": list(os.getloadavg()),
     }
     print(json.dumps(report, indent=1))
     if args.out:

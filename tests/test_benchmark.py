@@ -42,7 +42,10 @@ def test_bench_report(tiny_checkpoint, tmp_path):
         assert report[section] and all("error" not in row for row in report[section]), section
     assert [r["frames"] for r in report["scaling"]] == [13, 25]
     assert {"denoise", "decode", "mp4", "audio"} <= set(report["stages"])
-    assert report["scaling_fit"]["seconds_per_audio_second"] > 0
+    fit = report["scaling_fit"]  # a line through the measured rows (its slope is a timing: never asserted)
+    for row in report["scaling"]:
+        predicted = fit["seconds_per_audio_second"] * row["seconds"] + fit["intercept_s"]
+        assert math.isclose(predicted, row["wall_s"], rel_tol=1e-6, abs_tol=1e-6)  # two points: an exact fit
     utilisation = report["utilisation"]
     assert utilisation["utilisation_pct"] > 0 and utilisation["utilisation_bf16_pct"] > 0
     assert 0 < utilisation["attention_gflop_per_forward"] < utilisation["gflop_per_forward"]  # attention is counted

@@ -397,6 +397,12 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
         help="only the live-serving figures: wall s per video s and first-chunk latency, new vs old defaults",
     )
     p.add_argument("--realtime-seconds", type=float, default=15.0, help="speech length of the realtime section")
+    p.add_argument(
+        "--baseline-checkpoint",
+        default=None,
+        help="realtime section: also time this checkpoint at the same defaults, interleaved (e.g. a distilled "
+        "model's teacher)",
+    )
     p.add_argument("--matmul-size", type=int, default=2048, help="torch.mm size behind the peak GFLOP/s figures")
     p.add_argument("--repeats", type=int, default=10, help="best-of count of the denoiser forward timings")
     p.add_argument("--profile", default=None, help="also write torch.profiler top-op tables to this file")
@@ -443,19 +449,21 @@ def _realtime(args: argparse.Namespace, out: Path) -> dict:
     """End-to-end live-serving figures (first in every bench run): ``realtime.json`` and a table."""
     import json
 
-    from .speed.realtime import realtime_rows
+    from .speed.realtime import BASELINE, realtime_rows
     from .speed.streaming import load
 
-    rows = realtime_rows(load(args.checkpoint, args.threads), seconds=args.realtime_seconds)
+    baseline = load(args.baseline_checkpoint, args.threads) if args.baseline_checkpoint else None
+    rows = realtime_rows(load(args.checkpoint, args.threads), seconds=args.realtime_seconds, baseline=baseline)
     (out / "realtime.json").write_text(json.dumps(rows, indent=1))
     print(f"| setting | wall s per video s | first chunk s | CPU s per video s | ({rows['threads']} threads)")
     print("|---|---|---|---|")
-    for name in ("default", "old 4-step default"):
-        row = rows[name]
-        print(
-            f"| {name} | {row['s_per_video_s']:.3f} | {row['first_chunk_s']:.2f} | {row['cpu_s'] / row['video_s']:.2f} |"
-        )
+    for name in ("default", "old 4-step default", BASELINE):
+        if (row := rows.get(name)) is not None:
+            wall, cpu = row["s_per_video_s"], row["cpu_s"] / row["video_s"]
+            print(f"| {name} | {wall:.3f} | {row['first_chunk_s']:.2f} | {cpu:.2f} |")
     print(f"speed-up of the defaults over the old 4-step path: {rows['speed_up']:.2f}x")
+    if baseline is not None:
+        print(f"speed-up over the baseline checkpoint: {rows['speed_up_over_baseline']:.2f}x")
     return rows
 
 

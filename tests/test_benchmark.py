@@ -34,6 +34,8 @@ def test_bench_report(tiny_checkpoint, tmp_path):
         str(out),
         "--profile",
         str(tmp_path / "profile.txt"),
+        "--baseline-checkpoint",
+        str(tiny_checkpoint),
     ]
     assert main(args) == 0
     report = json.loads((out / "bench.json").read_text())
@@ -54,10 +56,11 @@ def test_bench_report(tiny_checkpoint, tmp_path):
     assert {"load_average_before", "load_average_after"} <= set(report)
     realtime = report["realtime"]  # the live-serving figures: defaults vs the old 4-step path, same run
     assert realtime == json.loads((out / "realtime.json").read_text())
-    for name in ("default", "old 4-step default"):
+    for name in ("default", "old 4-step default", "baseline checkpoint, defaults"):  # the baseline: interleaved too
         row = realtime[name]
         assert row["video_s"] == 0.52 and 0 < row["first_chunk_s"] <= row["wall_s"] and len(row["runs"]) == 2
-    assert realtime["speed_up"] > 0 and realtime["defaults"]["num_inference_steps"] == 1
+    assert realtime["speed_up"] > 0 and realtime["speed_up_over_baseline"] > 0
+    assert realtime["defaults"]["num_inference_steps"] == 1
     assert (tmp_path / "profile.txt").read_text().count("One denoiser forward") == 2
     assert "skipped" in report["gpu"] or "note" in report["gpu"]
     numbers = list(

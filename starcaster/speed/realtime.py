@@ -2,9 +2,10 @@
 
 ``realtime_rows`` measures, on the already loaded (and warmed-up) pipeline, exactly what a user
 waits for: the audio file decoded, features, identity, every chunk denoised, decoded, refined
-and written to a finished mp4 — for today's defaults and for the old 4-step path, interleaved
-(``repeats`` rounds of each) so that a shared machine's load hits both alike. The ratio of the
-two is taken within the run.
+and written to a finished mp4 — for today's defaults and for the old 4-step path, and with
+``baseline`` another checkpoint at the same defaults (the distilled live model against its
+teacher), interleaved (``repeats`` rounds of each) so that a shared machine's load hits all
+alike. Ratios are taken within the run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..video import VideoWriter
 
 # The defaults before the live work (docs/performance.md).
 OLD_DEFAULTS = {"num_inference_steps": 4, "context_frames": 8}
+BASELINE = "baseline checkpoint, defaults"
 
 
 def end_to_end(pipe, audio_path: Path, image: str, out: Path, **settings) -> dict:
@@ -46,21 +48,27 @@ def end_to_end(pipe, audio_path: Path, image: str, out: Path, **settings) -> dic
     }
 
 
-def realtime_rows(pipe, seconds: float = 15.0, repeats: int = 2, image: str | None = None) -> dict:
-    """Today's defaults vs ``OLD_DEFAULTS``, interleaved; best and median of ``repeats`` each."""
+def realtime_rows(pipe, seconds: float = 15.0, repeats: int = 2, image: str | None = None, baseline=None) -> dict:
+    """Today's defaults vs ``OLD_DEFAULTS`` (and ``baseline``'s defaults), interleaved; best and
+    median of ``repeats`` each."""
     root = Path(__file__).resolve().parents[2]
     image = image or str(root / "examples" / "portraits" / "portrait_0.png")
     speech = _speech_file(root, seconds)
-    variants = {"default": {}, "old 4-step default": OLD_DEFAULTS}
+    variants = {"default": (pipe, {}), "old 4-step default": (pipe, OLD_DEFAULTS)}
+    if baseline is not None:
+        variants[BASELINE] = (baseline, {})
     runs: dict[str, list[dict]] = {name: [] for name in variants}
-    pipe.warm_up()
+    for model in {id(m): m for m, _ in variants.values()}.values():
+        model.warm_up()
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(repeats):
-            for name, settings in variants.items():
-                runs[name].append(end_to_end(pipe, speech, image, Path(folder) / "out.mp4", **settings))
+            for name, (model, settings) in variants.items():
+                runs[name].append(end_to_end(model, speech, image, Path(folder) / "out.mp4", **settings))
         speech.unlink()
     rows = {name: _summary(found) for name, found in runs.items()}
     rows["speed_up"] = round(rows["old 4-step default"]["s_per_video_s"] / rows["default"]["s_per_video_s"], 3)
+    if baseline is not None:
+        rows["speed_up_over_baseline"] = round(rows[BASELINE]["s_per_video_s"] / rows["default"]["s_per_video_s"], 3)
     rows["threads"] = torch.get_num_threads()
     rows["defaults"] = {
         "num_inference_steps": GenerationRequest.num_inference_steps,

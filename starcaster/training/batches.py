@@ -75,3 +75,19 @@ def prepare_batch(
         has_audio=torch.as_tensor(sample["has_audio"]).bool().to(device),
         weights=motion_weights(pixels, latents.shape[-1], motion_strength),
     )
+
+
+PORTRAIT_SOURCES = ("reference", "prior", "none")
+
+
+def portrait_pixels(batch: Batch, source: str, prior) -> torch.Tensor | None:
+    """Pixels ``[B, 3, H, W]`` of the portrait inference would use, or None (identity tokens only).
+
+    ``source``: the dataset's reference portrait, the identity prior's portrait of the embedding
+    (identity-only mode, as ``imagine_portrait`` gives it: a picture) or none.
+    """
+    if source == "reference":
+        return batch.reference_pixels
+    if source == "prior":
+        return prior(batch.identity).float().clamp(-1, 1)
+    return None

@@ -40,7 +40,7 @@ from ..models.refiner import FrameRefiner
 from ..models.rollout import NoiseSource, Rollout, Sink
 from ..models.unet import STARCasterUNet
 from ..pixels import to_pixels, to_uint8
-from .batches import Batch, encode_latents, prepare_batch
+from .batches import PORTRAIT_SOURCES, Batch, encode_latents, portrait_pixels, prepare_batch
 from .checkpoint import finished_model
 from .config import RecipeConfig, RefinerConfig
 from .data import collate_audio_features, endless
@@ -49,16 +49,6 @@ from .trainer import LoopSettings, train
 logger = logging.getLogger(__name__)
 
 CONTEXT_FRAMES = 4
-PORTRAIT_SOURCES = ("reference", "prior", "none")
-
-
-def _portraits(batch: Batch, source: str, prior) -> torch.Tensor | None:
-    """Pixels ``[B, 3, H, W]`` of the portrait inference would use, or None (identity tokens only)."""
-    if source == "reference":
-        return batch.reference_pixels
-    if source == "prior":
-        return prior(batch.identity).float().clamp(-1, 1)  # as imagine_portrait gives it (a picture)
-    return None
 
 
 @torch.no_grad()
@@ -97,7 +87,11 @@ def roll_out(
 
 
 def generate_pairs(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior, path: Path) -> dict[str, np.ndarray]:
-    """Roll the video model out on ``settings.windows`` training windows; save uint8 pairs to ``path``."""
+    """Roll the video model out on ``settings.windows`` training windows; save uint8 pairs to ``path``.
+
+    The targets are the ground truth, or with ``settings.teacher`` that refiner's output on the
+    generated frames (distillation: the student learns the teacher's mapping, not the data).
+    """
     settings = cfg.refiner
     window = CONTEXT_FRAMES + settings.chunks * settings.chunk_length
     audio_config = audio_config_for(unet.config)
@@ -108,17 +102,19 @@ def generate_pairs(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior,
     probs = np.array([1 - settings.prior_prob - settings.none_prob, settings.prior_prob, settings.none_prob])
     if prior is None:
         probs = np.array([probs[0] + probs[1], 0.0, probs[2]])
+    teacher = None if settings.teacher is None else FrameRefiner.from_pretrained(settings.teacher, dtype=torch.float32)
     out = {"generated": [], "truth": [], "portrait": [], "has_portrait": []}
     started, done = time.monotonic(), 0
     while done < settings.windows:
         batch = prepare_batch(next(batches), vae, encoder, 0.0)
         source = PORTRAIT_SOURCES[rng.choice(3, p=probs / probs.sum())]
-        portraits = _portraits(batch, source, prior)
+        portraits = portrait_pixels(batch, source, prior)
         generated = roll_out(unet, scheduler, vae, batch, portraits, settings.chunks, settings.rollout_steps)
         size = len(generated)
         blank = torch.zeros_like(batch.pixels[:, 0]) if portraits is None else portraits
+        truth = batch.pixels[:, CONTEXT_FRAMES:] if teacher is None else _refined(teacher, generated, blank, portraits)
         out["generated"].append(to_uint8(generated))
-        out["truth"].append(to_uint8(batch.pixels[:, CONTEXT_FRAMES:]))
+        out["truth"].append(to_uint8(truth))
         out["portrait"].append(to_uint8(blank))
         out["has_portrait"].append(np.full(size, portraits is not None))
         done += size
@@ -130,6 +126,15 @@ def generate_pairs(cfg: RecipeConfig, unet: STARCasterUNet, vae, encoder, prior,
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **pairs)
     return pairs
+
+
+@torch.no_grad()
+def _refined(teacher: FrameRefiner, generated: torch.Tensor, portraits: torch.Tensor, given) -> torch.Tensor:
+    """The teacher refiner's frames ``[B, T, 3, H, W]`` for ``generated`` (a distilled refiner's targets)."""
+    count = generated.shape[1]
+    has = torch.full((generated.shape[0] * count,), given is not None)
+    refined = teacher(generated.flatten(0, 1), portraits.repeat_interleave(count, 0), has)
+    return refined.view_as(generated)
 
 
 def refiner_loss(refined: torch.Tensor, truth: torch.Tensor, edge_weight: float) -> tuple[torch.Tensor, dict]:

@@ -301,3 +301,44 @@ def test_cli_generate_can_switch_the_identity_prior_off(trained, tmp_path):
     anchored = video("anchored.mp4")
     assert video("again.mp4") == anchored  # deterministic, so a difference below is the flag's
     assert video("alone.mp4", "--no-identity-prior") != anchored
+
+
+def test_distill_stages_make_a_lighter_student_and_refiner(trained, tiny_data, tmp_path):
+    """Two ``distill`` stages (teacher-forced, then on the student's own rollouts) on the tiny recipe's
+    export as the teacher, and a refiner distilled from its refiner: a narrower pipeline comes out."""
+    import yaml
+
+    from starcaster.models.refiner import FrameRefiner
+    from starcaster.pixels import to_pixels, to_uint8
+
+    _, teacher = trained
+    stage = dict(kind="distill", steps=2, batch_size=2, chunk_length=2, rollout_chunks=2, train_window=2)
+    stage |= dict(num_inference_steps=1, noise_sharing=1.0)
+    narrow = {"block_out_channels": [8, 16], "attention_heads": 1, "norm_num_groups": 4}
+    recipe = dict(preset="tiny", bf16=False, log_every=1, save_every=2, ema_decay=0.9, sample_seconds=0)
+    recipe |= dict(init_from=str(teacher), vae={"steps": 0}, decoder={"steps": 0})
+    recipe["stages"] = [
+        {**stage, "name": "distill", "student": narrow},
+        {**stage, "name": "own", "on_policy_prob": 1.0},
+    ]
+    recipe["refiner"] = dict(steps=2, batch_size=4, windows=4, rollout_batch=2, chunks=2, chunk_length=2)
+    recipe["refiner"] |= dict(rollout_steps=1, channels=[4, 8], teacher=str(teacher / "refiner"))
+    config, run_dir, export = tmp_path / "distill.yaml", tmp_path / "run", tmp_path / "export"
+    config.write_text(yaml.safe_dump(recipe))
+    args = ["train", "--config", str(config), "--data", str(tiny_data), "--out", str(run_dir), "--export", str(export)]
+    assert main(args) == 0
+
+    pipe = STARCasterPipeline.from_pretrained(export)
+    assert pipe.unet.config.block_out_channels == [8, 16] and pipe.unet.config.attention_heads == 1
+    assert pipe.refiner.config.channels == [4, 8]
+    for name in ("distill", "own"):
+        assert len((run_dir / name / "log.csv").read_text().strip().splitlines()) == 3  # header + 2 steps
+    pairs = np.load(run_dir / "refiner" / "pairs.npz")  # targets: the teacher refiner's output, not the truth
+    refiner = FrameRefiner.from_pretrained(teacher / "refiner")
+    generated = to_pixels(torch.from_numpy(pairs["generated"]).flatten(0, 1))
+    portraits = to_pixels(torch.from_numpy(pairs["portrait"])).repeat_interleave(pairs["generated"].shape[1], 0)
+    has = torch.from_numpy(pairs["has_portrait"]).repeat_interleave(pairs["generated"].shape[1], 0)
+    with torch.no_grad():
+        expected = to_uint8(refiner(generated, portraits, has)).reshape(pairs["truth"].shape)
+    difference = np.abs(expected.astype(int) - pairs["truth"].astype(int))  # the inputs were rounded to uint8 since
+    assert difference.max() <= 3 and difference.mean() < 0.5 and not np.array_equal(pairs["truth"], pairs["generated"])

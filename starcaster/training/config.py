@@ -16,7 +16,19 @@ from pathlib import Path
 
 import yaml
 
-STAGE_ORDER = ("vae", "decoder", "identity", "prior", "motion", "reference", "self_forcing", "view", "refiner")
+STAGE_ORDER = (
+    "vae",
+    "decoder",
+    "identity",
+    "prior",
+    "motion",
+    "reference",
+    "self_forcing",
+    "view",
+    "distill",
+    "on_policy",
+    "refiner",
+)
 
 
 @dataclass
@@ -88,18 +100,22 @@ class RefinerConfig:
     adversarial_weight: float = 0.0  # > 0: a conditional PatchGAN critic rewards believable detail (pix2pix)
     init: str | None = None  # a refiner folder to start from (e.g. an L1-trained one), instead of a fresh one
     pairs: str | None = None  # reuse this pairs.npz (e.g. the L1 sitting's) instead of <out>/refiner/pairs.npz
+    # distillation: a finished refiner folder whose outputs on the generated frames are the targets
+    # instead of the ground truth (a lighter student of it: set narrower ``channels``)
+    teacher: str | None = None
     max_minutes: float | None = None
 
 
 @dataclass
 class StageConfig:
-    """One video-model stage. ``kind`` picks the step: teacher-forced or self-forcing rollout."""
+    """One video-model stage. ``kind`` picks the step: teacher-forced, self-forcing rollout or
+    distillation into a lighter student (``training/distillation.py``)."""
 
     name: str
     steps: int
     batch_size: int = 8
     lr: float = 4e-4
-    kind: str = "teacher"  # "teacher" | "self_forcing"
+    kind: str = "teacher"  # "teacher" | "self_forcing" | "distill"
     chunk_length: int = 4
     context_frames: int = 4  # ground-truth past frames given as context (teacher forcing)
     reference_prob: float = 0.0  # chance the reference portrait is the cache sink
@@ -121,6 +137,13 @@ class StageConfig:
     drop_audio: float = 0.1
     drop_camera: float = 0.05
     max_minutes: float | None = None  # wall-clock budget: stop early (state saved) when exceeded
+    # distill: the finished model to learn from (a pipeline folder; default: the model the stages before
+    # it finished, else the recipe's init_from),
+    # the student's changes to its UNet settings, and the share of identity-prior portraits as the sink
+    teacher: str | None = None
+    student: dict = field(default_factory=dict)
+    prior_prob: float = 0.3
+    on_policy_prob: float = 0.0  # distill: share of steps on the student's own rollout (the teacher's target given it)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from .batches import prepare_batch
 from .checkpoint import finished_model
 from .config import STAGE_ORDER, RecipeConfig, StageConfig
 from .data import collate_audio_features, endless, mixed
+from .distillation import distill_step, load_teacher, student_from
 from .identity_canonical import describe_canonical_face
 from .identity_encoder import train_identity_encoder
 from .identity_prior import train_identity_prior
@@ -46,31 +47,63 @@ from .view_adaptation import trainable_parameters
 
 logger = logging.getLogger(__name__)
 
-STEPS = {"teacher": teacher_step, "self_forcing": self_forcing_step}  # StageConfig.kind → step
+STEPS = {"teacher": teacher_step, "self_forcing": self_forcing_step, "distill": distill_step}  # kind → step
 
 
 def _frames_needed(stage: StageConfig) -> int:
-    if stage.kind == "self_forcing":
+    if stage.kind in ("self_forcing", "distill"):
         return stage.rollout_chunks * stage.chunk_length
     return stage.context_frames + stage.chunk_length
 
 
 def _initial_unet(cfg: RecipeConfig, index: int) -> STARCasterUNet:
-    """The previous stage's final weights, else ``init_from``'s UNet, else a fresh model.
+    """The previous stage's final weights, else ``init_from``'s UNet, else a fresh model; for the
+    first of consecutive ``distill`` stages a fresh student of their teacher.
 
     ``index == len(cfg.stages)`` asks for the finished video model (what the refiner stage uses).
     """
     name = cfg.stages[index].name if index < len(cfg.stages) else "refiner"
-    for previous in reversed(cfg.stages[:index]):
-        final = cfg.out / previous.name / "final"
-        if (final / "config.json").is_file():
-            logger.info("starting %s from %s", name, final)
-            return STARCasterUNet.from_pretrained(final)
+    if _starts_a_student(cfg, index):
+        torch.manual_seed(cfg.seed)
+        return student_from(_teacher(cfg, index), cfg.stages[index].student)
+    if (final := _previous_final(cfg, index)) is not None:
+        logger.info("starting %s from %s", name, final)
+        return STARCasterUNet.from_pretrained(final)
     if cfg.init_from is not None:
         logger.info("starting %s from %s", name, cfg.init_from / "unet")
         return STARCasterUNet.from_pretrained(cfg.init_from / "unet", dtype=torch.float32)
     torch.manual_seed(cfg.seed)
     return STARCasterUNet(**{**get_preset(cfg.preset).unet, **cfg.unet_overrides})
+
+
+def _starts_a_student(cfg: RecipeConfig, index: int) -> bool:
+    """A ``distill`` stage makes a fresh student unless it continues one (the stage before is ``distill`` too)."""
+    stages = cfg.stages
+    return (
+        index < len(stages) and stages[index].kind == "distill" and (index == 0 or stages[index - 1].kind != "distill")
+    )
+
+
+def _previous_final(cfg: RecipeConfig, index: int, teachers_only: bool = False) -> Path | None:
+    """The ``final/`` folder of the last stage before ``index`` that has finished (``teachers_only``:
+    of the stages that are not distillation), if any."""
+    for previous in reversed(cfg.stages[:index]):
+        if teachers_only and previous.kind == "distill":
+            continue
+        if (cfg.out / previous.name / "final" / "config.json").is_file():
+            return cfg.out / previous.name / "final"
+    return None
+
+
+def _teacher(cfg: RecipeConfig, index: int) -> STARCasterUNet:
+    """A ``distill`` stage's teacher: its ``teacher`` folder, else the model the (non-distill) stages
+    before it finished, else ``init_from``'s."""
+    stage = cfg.stages[index]
+    source = stage.teacher or _previous_final(cfg, index, teachers_only=True) or cfg.init_from
+    if source is None:
+        raise ValueError(f"Stage {stage.name} (distill) has no teacher: set its 'teacher' or the recipe's init_from.")
+    logger.info("%s: the teacher is %s", stage.name, source)
+    return load_teacher(source)
 
 
 def _lip_expert(cfg: RecipeConfig, stage: StageConfig, device: torch.device):
@@ -113,20 +146,20 @@ def _batches(cfg: RecipeConfig, stage: StageConfig, vae, encoder, unet, rng, dev
         yield prepare_batch(local_rows(sample, rank, world), vae, encoder, stage.motion_weight, device)
 
 
-def train_stage(cfg: RecipeConfig, name: str, vae, encoder) -> STARCasterUNet:
+def train_stage(cfg: RecipeConfig, name: str, vae, encoder, prior=None) -> STARCasterUNet:
     index = [s.name for s in cfg.stages].index(name)
     stage = cfg.stages[index]
     folder = cfg.out / stage.name
     if (folder / "final" / "config.json").is_file():
         unet = STARCasterUNet.from_pretrained(folder / "final")
     else:
-        unet = _fit_stage(cfg, index, vae, encoder)
+        unet = _fit_stage(cfg, index, vae, encoder, prior)
     if cfg.sample_seconds > 0 and not (folder / "samples.mp4").is_file() and is_main_process():
         write_stage_samples(assemble_pipeline(cfg, unet, vae, encoder), cfg.data, folder, cfg.sample_seconds)
     return unet
 
 
-def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder) -> STARCasterUNet:
+def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder, prior=None) -> STARCasterUNet:
     stage = cfg.stages[index]
     folder = cfg.out / stage.name
     device = training_device()  # frozen helpers go where accelerate puts the UNet
@@ -144,7 +177,8 @@ def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder) -> STARCasterUNet:
     identity_encoder = encoder if stage.identity_weight > 0 else None
     rank, world = process_slot()
     lip_expert = _lip_expert(cfg, stage, device)
-    ctx = StepContext(unet, scheduler, vae, stage, rng, lip_expert, identity_encoder, rank=rank, world=world)
+    teacher = _teacher(cfg, index).to(device) if stage.kind == "distill" else None
+    ctx = StepContext(unet, scheduler, vae, stage, rng, lip_expert, identity_encoder, teacher, prior, rank, world)
     step_fn = STEPS[stage.kind]
     settings = LoopSettings(
         stage.steps, stage.lr, cfg.bf16, cfg.ema_decay, cfg.grad_clip, cfg.log_every, cfg.save_every, stage.max_minutes
@@ -229,7 +263,7 @@ def run(cfg: RecipeConfig, only: str | None = None, export: Path | None = None) 
     names = [s.name for s in cfg.stages] if only is None else [only] if only != "refiner" else []
     unet = None
     for name in names:
-        unet = train_stage(cfg, name, vae, encoder)
+        unet = train_stage(cfg, name, vae, encoder, prior)
     if unet is None:  # ``--stage refiner``: the finished video model
         unet = _initial_unet(cfg, len(cfg.stages))
     train_it = (lambda: train_refiner(cfg, unet, vae, encoder, prior)) if cfg.refiner.steps > 0 else None

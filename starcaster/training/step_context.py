@@ -1,7 +1,7 @@
 """What every video-model training step is given (``StepContext``), and its share of the random draws.
 
-The steps are ``teacher_forcing.teacher_step`` and ``self_forcing.self_forcing_step``; their
-losses are in ``losses.py``. Under data parallelism each process draws every random value for the
+The steps are ``teacher_forcing.teacher_step``, ``self_forcing.self_forcing_step`` and
+``distillation.distill_step``; their losses are in ``losses.py``. Under data parallelism each process draws every random value for the
 whole global batch (same seeds everywhere) and keeps its own rows, so N processes on B rows each
 make exactly the update of one process on N·B rows.
 """
@@ -27,6 +27,8 @@ class StepContext:
     rng: np.random.Generator
     lip_expert: torch.nn.Module | None = None
     identity_encoder: torch.nn.Module | None = None  # frozen; used by the identity loss
+    teacher: STARCasterUNet | None = None  # frozen; the ``distill`` stage's (training/distillation.py)
+    prior: torch.nn.Module | None = None  # the identity prior: ``distill``'s identity-only portraits
     rank: int = 0  # data parallel: this process holds rows [rank·B, (rank+1)·B) of the global batch
     world: int = 1
 

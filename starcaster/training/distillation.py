@@ -33,7 +33,6 @@ tokens do not depend on the UNet's width) copied from the teacher.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
@@ -44,8 +43,6 @@ from ..models.unet import STARCasterUNet
 from .batches import Batch, encode_latents, portrait_pixels
 from .losses import decode, diffusion_loss, lip_reading_loss
 from .step_context import StepContext
-
-logger = logging.getLogger(__name__)
 
 PROJECTORS = ("identity_proj", "audio_proj", "camera_proj")
 

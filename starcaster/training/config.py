@@ -137,13 +137,11 @@ class StageConfig:
     drop_audio: float = 0.1
     drop_camera: float = 0.05
     max_minutes: float | None = None  # wall-clock budget: stop early (state saved) when exceeded
-    # distill: the finished model to learn from (a pipeline folder; default: the model the stages before
-    # it finished, else the recipe's init_from),
-    # the student's changes to its UNet settings, and the share of identity-prior portraits as the sink
-    teacher: str | None = None
-    student: dict = field(default_factory=dict)
-    prior_prob: float = 0.3
-    on_policy_prob: float = 0.0  # distill: share of steps on the student's own rollout (the teacher's target given it)
+    # distill (training/distillation.py):
+    teacher: str | None = None  # the finished model to learn from (default: the stages before, else init_from)
+    student: dict = field(default_factory=dict)  # the student's changes to the teacher's UNet settings
+    prior_prob: float = 0.3  # share of sinks that are the identity prior's portrait (identity-only mode)
+    on_policy_prob: float = 0.0  # share of steps on the student's own rollout (the teacher's target given it)
 
 
 @dataclass

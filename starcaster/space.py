@@ -4,7 +4,8 @@ A Space is a git repo on the Hub, and the Hub refuses plain binary blobs (and an
 10 MB) that are not stored through LFS/Xet. This repository keeps its binaries as plain git
 blobs, so a clone without git-lfs (CI) still gets real files; pushing its *history* to a Space
 would therefore be refused. Instead the Space gets one commit, made through the Hub API, of
-exactly the files git tracks here (``git ls-files``: no caches, venvs or secrets) plus the
+the files git tracks here (``git ls-files``: no caches, venvs or secrets; not the training states
+of ``training-states/``, which only training reads) plus the
 Space's own ``.gitattributes`` (``deploy/space.gitattributes``: every binary type through
 LFS); ``create_commit`` uploads binaries through LFS/Xet itself. ``include_weights=False``
 leaves ``checkpoints/`` out: the Space then loads ``starcaster.HUB_CHECKPOINT`` from the model
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPACE_GITATTRIBUTES = Path("deploy") / "space.gitattributes"
 HARDWARE = ("cpu-basic", "zero-a10g")  # ZeroGPU: app.py asks spaces.GPU(duration=...) per request
 WEIGHTS_FOLDER = "checkpoints/"
+TRAINING_STATES = "training-states/"  # runs to continue training from: never part of a Space
 
 
 def tracked_files(root: Path = ROOT) -> list[str]:
@@ -37,8 +39,9 @@ def tracked_files(root: Path = ROOT) -> list[str]:
 
 
 def space_files(root: Path = ROOT, include_weights: bool = True) -> dict[str, Path]:
-    """Path in the Space → local file: the tracked files (maybe without ``checkpoints/``) + ``.gitattributes``."""
-    files = {path: Path(root) / path for path in tracked_files(root)}
+    """Path in the Space → local file: the tracked files but ``training-states/`` (maybe without
+    ``checkpoints/``) + ``.gitattributes``."""
+    files = {path: Path(root) / path for path in tracked_files(root) if not path.startswith(TRAINING_STATES)}
     if not include_weights:
         files = {path: file for path, file in files.items() if not path.startswith(WEIGHTS_FOLDER)}
     files[".gitattributes"] = Path(root) / SPACE_GITATTRIBUTES

@@ -78,6 +78,8 @@ def test_deploy_commits_exactly_the_tracked_files_and_the_space_attributes(monke
     added = {op.path_in_repo: op for op in calls["operations"] if hasattr(op, "path_or_fileobj")}
     deleted = [op.path_in_repo for op in calls["operations"] if not hasattr(op, "path_or_fileobj")]
     expected = {p for p in tracked_files(ROOT) if weights or not p.startswith("checkpoints/")} | {".gitattributes"}
+    expected = {p for p in expected if not p.startswith("training-states/")}  # a run to train on, not the demo's
+    assert any(p.startswith("training-states/") for p in tracked_files(ROOT))
     assert set(added) == expected and deleted == ["old_file.py"]
     assert Path(added[".gitattributes"].path_or_fileobj) == ROOT / SPACE_GITATTRIBUTES
     assert "Deployed: https://huggingface.co/spaces/someone/starcaster-demo/commit/" in capsys.readouterr().out

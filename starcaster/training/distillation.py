@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from ..models.rollout import NoiseSource, Rollout, Sink
+from ..models.rollout import Rollout, Sink
 from ..models.sampling import denoise_steps
 from ..models.unet import STARCasterUNet
 from .batches import Batch, encode_latents, portrait_pixels
@@ -74,18 +74,18 @@ def sink_latents(ctx: StepContext, batch: Batch) -> torch.Tensor:
     return batch.reference
 
 
-def _noise(ctx: StepContext, batch: Batch) -> NoiseSource:
-    latents = batch.latents
-    return NoiseSource((latents.shape[0], *latents.shape[2:]), None, latents.device, latents.dtype, ctx.rank, ctx.world)
-
-
 @torch.no_grad()
 def teacher_rollout(ctx: StepContext, batch: Batch, sink: Sink) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The teacher's chunks ``[B, F, C, h, w]`` for ``batch``'s first ``rollout_chunks`` chunks and the
     starting noise it denoised (one shared image per video, ``[B, 1, C, h, w]``)."""
     stage = ctx.stage
     rollout = Rollout(
-        ctx.teacher, ctx.scheduler, _noise(ctx, batch), stage.num_inference_steps, stage.train_window, sink
+        ctx.teacher,
+        ctx.scheduler,
+        ctx.rollout_noise(batch.latents),
+        stage.num_inference_steps,
+        stage.train_window,
+        sink,
     )
     chunks = []
     for k in range(stage.rollout_chunks):
@@ -127,7 +127,7 @@ def distill_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
     stage = ctx.stage
     sink = Sink.at(sink_latents(ctx, batch), batch.identity)
     own = ctx.rng.random() < stage.on_policy_prob
-    noise, targets = (_noise(ctx, batch).draw(1), None) if own else teacher_rollout(ctx, batch, sink)
+    noise, targets = (ctx.rollout_noise(batch.latents).draw(1), None) if own else teacher_rollout(ctx, batch, sink)
     history, total, parts = None, 0.0, {"mse": 0.0}
     for k in range(stage.rollout_chunks):
         frames = slice(k * stage.chunk_length, (k + 1) * stage.chunk_length)

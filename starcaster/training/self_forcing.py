@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ..models.rollout import NoiseSource, Rollout, RolloutChunk, Sink
+from ..models.rollout import Rollout, RolloutChunk, Sink
 from .batches import Batch
 from .losses import chunk_loss
 from .step_context import StepContext
@@ -21,9 +21,7 @@ from .step_context import StepContext
 
 def training_rollout(ctx: StepContext, batch: Batch, sink: Sink | None) -> Rollout:
     """The stage's rollout over ``batch``: noise from torch's global generator, this process's rows."""
-    stage, latents = ctx.stage, batch.latents
-    frame_shape = (latents.shape[0], *latents.shape[2:])  # (B, C, h, w)
-    noise = NoiseSource(frame_shape, None, latents.device, latents.dtype, ctx.rank, ctx.world)
+    stage, noise = ctx.stage, ctx.rollout_noise(batch.latents)
     return Rollout(
         ctx.unet, ctx.scheduler, noise, stage.num_inference_steps, stage.train_window, sink, stage.noise_sharing
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..models.rollout import draw_rows
+from ..models.rollout import NoiseSource, draw_rows
 from ..models.unet import STARCasterUNet
 from .config import StageConfig
 
@@ -40,3 +40,9 @@ class StepContext:
     def randn(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
         """Standard normal noise of local shape ``[B, ...]``, this process's rows of the global draw."""
         return draw_rows(shape, None, device, torch.float32, self.rank, self.world)
+
+    def rollout_noise(self, latents: torch.Tensor) -> NoiseSource:
+        """A rollout's starting noise for ``latents`` ``[B, T, C, h, w]``: torch's global generator,
+        this process's rows of the global draw (self-forcing and distillation rollouts)."""
+        frame_shape = (latents.shape[0], *latents.shape[2:])  # (B, C, h, w)
+        return NoiseSource(frame_shape, None, latents.device, latents.dtype, self.rank, self.world)

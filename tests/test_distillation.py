@@ -85,8 +85,8 @@ def test_on_policy_targets_are_the_teachers_given_the_students_frames(monkeypatc
     calls = []
     original = distillation.predicted_chunk
 
-    def spy(unet, ctx, batch, sink, past, frames, noise):
-        out = original(unet, ctx, batch, sink, past, frames, noise)
+    def spy(unet, ctx, batch, sink, portrait, past, frames, noise):
+        out = original(unet, ctx, batch, sink, portrait, past, frames, noise)
         calls.append((unet is teacher, None if past is None else past.clone(), out.detach().clone()))
         return out
 

@@ -90,9 +90,13 @@ class Sink:
         angles = torch.tensor(view, device=identity.device).expand(identity.shape[0], 2)
         return cls(latents, identity, angles)
 
+    def keys_values(self, unet: STARCasterUNet) -> dict:
+        """The portrait's keys/values per self-attention layer (with gradients if enabled)."""
+        return unet.encode_reference(self.latents.to(unet.dtype), self.identity, self.view)
+
     def write(self, unet: STARCasterUNet, cache: KVCache) -> None:
         """Append the portrait's keys/values (with gradients if enabled: teacher forcing trains through it)."""
-        cache.append(unet.encode_reference(self.latents.to(unet.dtype), self.identity, self.view))
+        cache.append(self.keys_values(unet))
 
 
 class Context:

@@ -99,15 +99,17 @@ def predicted_chunk(
     ctx: StepContext,
     batch: Batch,
     sink: Sink,
+    portrait: dict,
     past: torch.Tensor | None,
     frames: slice,
     noise: torch.Tensor,
 ) -> torch.Tensor:
-    """``unet``'s x0 for ``frames`` (with its graph where grad is on): cache = portrait + ``past``
-    frames ``[B, P, C, h, w]`` (its own reference encoder), starting from ``noise`` ``[B, 1, C, h, w]``."""
+    """``unet``'s x0 for ``frames`` (with its graph where grad is on): cache = ``portrait`` (``sink``'s
+    keys/values, encoded once per step by ``unet``) + ``past`` frames ``[B, P, C, h, w]`` (its own
+    reference encoder), starting from ``noise`` ``[B, 1, C, h, w]``."""
     stage = ctx.stage
     cache = unet.new_cache(window_frames=stage.train_window)
-    sink.write(unet, cache)
+    cache.append(portrait)
     if past is not None:
         span = slice(frames.start - past.shape[1], frames.start)
         past_conditions = unet.encode_conditions(batch.identity, batch.audio[:, span], batch.views[:, span])
@@ -128,14 +130,17 @@ def distill_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
     sink = Sink.at(sink_latents(ctx, batch), batch.identity)
     own = ctx.rng.random() < stage.on_policy_prob
     noise, targets = (ctx.rollout_noise(batch.latents).draw(1), None) if own else teacher_rollout(ctx, batch, sink)
+    portrait = sink.keys_values(ctx.unet)  # one encoder pass per step, shared by every chunk's graph
+    with torch.no_grad():
+        teacher_portrait = sink.keys_values(ctx.teacher) if own else None
     history, total, parts = None, 0.0, {"mse": 0.0}
     for k in range(stage.rollout_chunks):
         frames = slice(k * stage.chunk_length, (k + 1) * stage.chunk_length)
         past = None if history is None else history[:, -stage.train_window :]
-        prediction = predicted_chunk(ctx.unet, ctx, batch, sink, past, frames, noise)
+        prediction = predicted_chunk(ctx.unet, ctx, batch, sink, portrait, past, frames, noise)
         if own:
             with torch.no_grad():
-                target = predicted_chunk(ctx.teacher, ctx, batch, sink, past, frames, noise)
+                target = predicted_chunk(ctx.teacher, ctx, batch, sink, teacher_portrait, past, frames, noise)
         else:
             target = targets[k]
         done = (prediction if own else target).detach()

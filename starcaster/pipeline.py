@@ -232,6 +232,11 @@ class STARCasterPipeline(DiffusionPipeline):
             raise InputError(
                 f"context_frames must be between 0 and {limit} for this checkpoint; got {r.context_frames}."
             )
+        if r.context_mode == "recompute" and self.unet.context_from_denoiser:
+            raise InputError(
+                "context_mode 'recompute' re-encodes finished frames; this checkpoint caches its own denoising "
+                "pass instead (context_source 'denoiser'): use context_mode 'cache'."
+            )
         check_view(r.azimuth, r.elevation)
 
     # -- 2. identity --------------------------------------------------------------------

@@ -60,6 +60,7 @@ def test_bench_report(tiny_checkpoint, tmp_path):
         row = realtime[name]
         assert row["video_s"] == 0.52 and 0 < row["first_chunk_s"] <= row["wall_s"] and len(row["runs"]) == 2
     assert realtime["speed_up"] > 0 and realtime["speed_up_over_baseline"] > 0
+    assert realtime["old_defaults_on"] == "baseline"  # today's 4-step path: the checkpoint it shipped with
     assert realtime["defaults"]["num_inference_steps"] == 1
     assert (tmp_path / "profile.txt").read_text().count("One denoiser forward") == 2
     assert "skipped" in report["gpu"] or "note" in report["gpu"]

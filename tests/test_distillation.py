@@ -57,6 +57,12 @@ def _context(student: STARCasterUNet, teacher: STARCasterUNet, **stage) -> StepC
     )
 
 
+def _twin(teacher: STARCasterUNet, **changes) -> STARCasterUNet:
+    twin = student_from(teacher, changes)
+    twin.load_state_dict(teacher.state_dict())
+    return twin.eval()
+
+
 @pytest.mark.parametrize("own", [0.0, 1.0], ids=["teacher-forced", "on-policy"])
 @pytest.mark.parametrize("steps", [1, 2])
 def test_a_student_identical_to_its_teacher_has_zero_loss(steps, own):
@@ -64,10 +70,9 @@ def test_a_student_identical_to_its_teacher_has_zero_loss(steps, own):
     encoder), noise and sampler reproduce the teacher's inference rollout (``Rollout``) exactly, chunk by
     chunk; on its own rollout too (the teacher's target given the student's frames)."""
     teacher = _teacher()
-    twin = student_from(teacher, {})
-    twin.load_state_dict(teacher.state_dict())
     torch.manual_seed(3)
-    loss, parts = distill_step(_context(twin.eval(), teacher, num_inference_steps=steps, on_policy_prob=own), _batch())
+    ctx = _context(_twin(teacher), teacher, num_inference_steps=steps, on_policy_prob=own)
+    loss, parts = distill_step(ctx, _batch())
     assert loss.item() < 1e-10 and parts["mse"] < 1e-10
 
     other = student_from(teacher, NARROW).eval()  # a different network: a real loss
@@ -76,31 +81,56 @@ def test_a_student_identical_to_its_teacher_has_zero_loss(steps, own):
     assert distill_step(ctx, _batch())[0].item() > 1e-3
 
 
+@pytest.mark.parametrize("steps", [1, 2])
+def test_an_own_context_student_trains_on_the_cache_inference_builds(steps):
+    """A ``context_source="denoiser"`` student caches its own passes' keys/values: identical to an
+    own-context teacher it has zero loss against that teacher's inference rollout (so training builds the
+    cache exactly as ``Rollout`` does), and the same weights reading a reference-encoded cache do not."""
+    teacher = _twin(_teacher(), context_source="denoiser")
+    torch.manual_seed(3)
+    loss, _ = distill_step(_context(_twin(teacher), teacher, num_inference_steps=steps), _batch())
+    assert loss.item() < 1e-10
+    torch.manual_seed(3)
+    loss, _ = distill_step(
+        _context(_twin(teacher, context_source="reference"), teacher, num_inference_steps=steps), _batch()
+    )
+    assert loss.item() > 1e-6
+
+
 def test_on_policy_targets_are_the_teachers_given_the_students_frames(monkeypatch):
     """On its own rollout the student's context is its own (detached) output, and the teacher is asked
     for the same chunk from that same context."""
     from starcaster.training import distillation
 
     teacher, student = _teacher(), student_from(_teacher(), NARROW).eval()
-    calls = []
-    original = distillation.predicted_chunk
+    predicted, written = [], []
+    chunk, entry = distillation.predicted_chunk, distillation.context_entry
 
-    def spy(unet, ctx, batch, sink, portrait, past, frames, noise):
-        out = original(unet, ctx, batch, sink, portrait, past, frames, noise)
-        calls.append((unet is teacher, None if past is None else past.clone(), out.detach().clone()))
+    def spy_chunk(unet, *args, **kwargs):
+        out = chunk(unet, *args, **kwargs)
+        predicted.append((unet is teacher, out.detach().clone()))
         return out
 
-    monkeypatch.setattr(distillation, "predicted_chunk", spy)
+    def spy_entry(unet, batch, frames, done, own):
+        written.append((unet is teacher, done.clone()))
+        return entry(unet, batch, frames, done, own)
+
+    monkeypatch.setattr(distillation, "predicted_chunk", spy_chunk)
+    monkeypatch.setattr(distillation, "context_entry", spy_entry)
     distill_step(_context(student, teacher, on_policy_prob=1.0), _batch())
-    assert [is_teacher for is_teacher, _, _ in calls] == [False, True] * 3
-    for k in (1, 2):  # chunk k: both saw the student's chunk k-1 (window 2 = one chunk of 2 frames)
-        student_past, teacher_past = calls[2 * k][1], calls[2 * k + 1][1]
-        assert torch.equal(student_past, calls[2 * (k - 1)][2]) and torch.equal(teacher_past, student_past)
+    assert [is_teacher for is_teacher, _ in predicted] == [False, True] * 3
+    assert [is_teacher for is_teacher, _ in written] == [False, True] * 2  # the last chunk is not written
+    for k in (0, 1):  # after chunk k both caches hold the student's chunk k
+        chunk_k = predicted[2 * k][1]
+        assert torch.equal(written[2 * k][1], chunk_k) and torch.equal(written[2 * k + 1][1], chunk_k)
 
 
-def test_distillation_trains_denoiser_and_reference_encoder_toward_the_teacher():
+@pytest.mark.parametrize("source", ["reference", "denoiser"])
+def test_distillation_trains_denoiser_and_reference_encoder_toward_the_teacher(source):
+    """Both students learn the teacher; the reference encoder gets gradients (for an own-context student
+    through the portrait alone: it encodes nothing else)."""
     teacher = _teacher()
-    student = student_from(teacher, NARROW).train()
+    student = student_from(teacher, {**NARROW, "context_source": source}).train()
     ctx, batch = _context(student, teacher), _batch()
     optimizer = torch.optim.Adam(student.parameters(), lr=3e-3)
     losses = []
@@ -118,6 +148,30 @@ def test_distillation_trains_denoiser_and_reference_encoder_toward_the_teacher()
     assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
 
 
+def test_an_own_context_students_gradient_reaches_back_through_the_keys_values_it_cached(monkeypatch):
+    """A chunk's loss trains the passes over earlier chunks through the keys/values they left in the cache:
+    cutting that path (detaching the cache entries) changes the weights' gradients."""
+    from starcaster.training import distillation
+
+    teacher = _teacher()
+    student = student_from(teacher, {**NARROW, "context_source": "denoiser"}).train()
+
+    def gradients() -> torch.Tensor:
+        student.zero_grad()
+        torch.manual_seed(0)
+        distill_step(_context(student, teacher), _batch())[0].backward()
+        return torch.cat([p.grad.flatten() for p in student.backbone.parameters() if p.grad is not None])
+
+    through = gradients()
+    entry = distillation.context_entry
+    monkeypatch.setattr(
+        distillation, "context_entry",
+        lambda *a: {n: (k.detach(), v.detach()) for n, (k, v) in entry(*a).items()},
+    )  # fmt: skip
+    cut = gradients()
+    assert through.shape == cut.shape and not torch.allclose(through, cut)
+
+
 def test_student_has_the_teachers_interface_and_condition_projectors():
     teacher = _teacher()
     student = student_from(teacher, NARROW)
@@ -128,3 +182,23 @@ def test_student_has_the_teachers_interface_and_condition_projectors():
         for a, b in zip(getattr(teacher, name).state_dict().values(), getattr(student, name).state_dict().values()):
             assert torch.equal(a, b)
     assert sum(p.numel() for p in student.backbone.parameters()) < sum(p.numel() for p in teacher.backbone.parameters())
+
+
+def test_a_continued_student_takes_only_changes_that_keep_its_weights(tmp_path):
+    """A ``distill`` stage after another continues its student: ``student:`` changes that keep every weight's
+    shape apply to the finished student's weights; a new width is refused with a clear message."""
+    from starcaster.training.config import RecipeConfig
+    from starcaster.training.recipe import _initial_unet
+
+    first = student_from(_teacher(), NARROW)
+    first.save_pretrained(tmp_path / "run" / "distill" / "final")
+    stage = lambda name, **kw: StageConfig(name, 1, kind="distill", **kw)  # noqa: E731
+    cfg = RecipeConfig(
+        out=tmp_path / "run", stages=[stage("distill"), stage("live", student={"context_source": "denoiser"})]
+    )
+    live = _initial_unet(cfg, 1)
+    assert live.context_from_denoiser
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), live.state_dict().values()))
+    cfg.stages[1] = stage("live", student={"block_out_channels": (8, 24)})
+    with pytest.raises(ValueError, match="keep the weights' shapes"):
+        _initial_unet(cfg, 1)

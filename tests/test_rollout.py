@@ -150,3 +150,44 @@ def test_starting_noise_sharing_and_data_parallel_rows():
     assert not torch.equal(own[:, 0], own[:, 1])
     mixed = first_noise(0.25)
     torch.testing.assert_close(mixed, 0.5 * shared + np.sqrt(0.75) * own)
+
+
+def test_an_own_context_checkpoint_caches_its_denoising_pass_and_encodes_only_the_portrait(pipe, tmp_path):
+    """``context_source="denoiser"`` (the live student's design): saved and loaded with the checkpoint; a
+    video runs the reference encoder once (the portrait) instead of once per chunk, its cache entries have
+    the shape the encoder's would (camera guidance on: the full-conditions pass's rows are kept), the
+    frames follow that cache, and the recompute mode (which re-encodes frames) is refused clearly."""
+    from starcaster import STARCasterPipeline
+    from starcaster.errors import InputError
+    from starcaster.training.distillation import student_from
+
+    own = student_from(pipe.unet, {"context_source": "denoiser"})
+    own.load_state_dict(pipe.unet.state_dict())
+    folder = tmp_path / "own"
+    pipe.save_pretrained(folder)
+    own.save_pretrained(folder / "unet")  # the same pipeline, its UNet caching its own passes
+    loaded = STARCasterPipeline.from_pretrained(folder)
+    assert loaded.unet.config.context_source == "denoiser" and loaded.unet.context_from_denoiser
+
+    settings = dict(audio=_speech(FRAMES), image=PORTRAIT, chunk_length=CHUNK, num_inference_steps=1,
+                    guidance_scale_camera=2.0, avatar="never", output_type="latent")  # fmt: skip
+    counts, frames = {}, {}
+    for name, p in (("reference", pipe), ("denoiser", loaded)):
+        encoder = _counting_forwards(p.unet.reference_net)
+        frames[name] = np.asarray(p(**settings, generator=torch.Generator().manual_seed(4)).frames)
+        counts[name] = len(encoder)
+    assert counts["denoiser"] == 1 and counts["reference"] >= 1 + FRAMES // CHUNK - 1
+    assert not np.allclose(frames["denoiser"][CHUNK:], frames["reference"][CHUNK:])  # later chunks read another cache
+    np.testing.assert_allclose(frames["denoiser"][:CHUNK], frames["reference"][:CHUNK], atol=1e-5)  # same sink
+
+    batch = _random_batch(CHUNK)
+    rollout = Rollout(loaded.unet, copy.deepcopy(loaded.scheduler), NoiseSource((2, 4, 16, 16)), 1, 8,
+                      Sink.at(batch.reference, batch.identity))  # fmt: skip
+    with torch.no_grad():
+        done = rollout.chunk(batch.identity, batch.audio, batch.views)
+        encoded = loaded.unet.encode_context(done.clean, done.conditions)
+    window = rollout.context.cache().window
+    assert {n: k.shape for n, (k, _) in window.items()} == {n: k.shape for n, (k, _) in encoded.items()}
+
+    with pytest.raises(InputError, match="recompute"):
+        loaded(**{**settings, "context_mode": "recompute"})

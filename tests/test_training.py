@@ -14,6 +14,7 @@ from starcaster import STARCasterPipeline
 from starcaster.camera import ViewRange
 from starcaster.cli import main
 from starcaster.models.configs import get_preset
+from starcaster.models.unet import STARCasterUNet
 from starcaster.training.checkpoint import load_state, save_state
 from starcaster.training.config import STAGE_ORDER, load_config
 from starcaster.training.view_adaptation import trainable_parameters
@@ -304,8 +305,9 @@ def test_cli_generate_can_switch_the_identity_prior_off(trained, tmp_path):
 
 
 def test_distill_stages_make_a_lighter_student_and_refiner(trained, tiny_data, tmp_path):
-    """Two ``distill`` stages (teacher-forced, then on the student's own rollouts) on the tiny recipe's
-    export as the teacher, and a refiner distilled from its refiner: a narrower pipeline comes out."""
+    """Three ``distill`` stages (teacher-forced, then on the student's own rollouts, then the same student
+    caching its own denoising passes) on the tiny recipe's export as the teacher, and a refiner distilled
+    from its refiner (pairs from the own-context student's rollouts): a narrower live pipeline comes out."""
     import yaml
 
     from starcaster.models.refiner import FrameRefiner
@@ -320,6 +322,7 @@ def test_distill_stages_make_a_lighter_student_and_refiner(trained, tiny_data, t
     recipe["stages"] = [
         {**stage, "name": "distill", "student": narrow},
         {**stage, "name": "own", "on_policy_prob": 1.0},
+        {**stage, "name": "live", "on_policy_prob": 0.5, "student": {"context_source": "denoiser"}},
     ]
     recipe["refiner"] = dict(steps=2, batch_size=4, windows=4, rollout_batch=2, chunks=2, chunk_length=2)
     recipe["refiner"] |= dict(rollout_steps=1, channels=[4, 8], teacher=str(teacher / "refiner"))
@@ -330,8 +333,10 @@ def test_distill_stages_make_a_lighter_student_and_refiner(trained, tiny_data, t
 
     pipe = STARCasterPipeline.from_pretrained(export)
     assert pipe.unet.config.block_out_channels == [8, 16] and pipe.unet.config.attention_heads == 1
-    assert pipe.refiner.config.channels == [4, 8]
-    for name in ("distill", "own"):
+    assert pipe.refiner.config.channels == [4, 8] and pipe.unet.context_from_denoiser
+    own = STARCasterUNet.from_pretrained(run_dir / "own" / "final")
+    assert own.config.context_source == "reference"  # the stage before: the same student, reference context
+    for name in ("distill", "own", "live"):
         assert len((run_dir / name / "log.csv").read_text().strip().splitlines()) == 3  # header + 2 steps
     pairs = np.load(run_dir / "refiner" / "pairs.npz")  # targets: the teacher refiner's output, not the truth
     refiner = FrameRefiner.from_pretrained(teacher / "refiner")

@@ -44,12 +44,16 @@ class AttentionContext:
     the cache holds B samples and is repeated to match.
     ``capture``: when set, self-attention layers record their input features here (the
     reference encoder pass), keyed by layer name.
+    ``own_context``: when set, the denoiser's extended self-attention layers record the chunk's
+    own keys/values ``[B, F, N, C]`` here (the first CFG group's), keyed by layer name: the cache
+    entry of a model whose context comes from its own denoising pass (``context_source="denoiser"``).
     """
 
     frames: int = 1
     cache: KVCache | None = None
     cfg_groups: int = 1
     capture: dict[str, torch.Tensor] | None = field(default=None)
+    own_context: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = field(default=None)
     attention_dtype: torch.dtype | None = None
 
 
@@ -108,6 +112,10 @@ class ExtendedSelfAttnProcessor(nn.Module):
         q = rearrange(attn.to_q(hidden_states), "(b f) n c -> b (f n) c", f=frames)
         k = rearrange(attn.to_k(hidden_states), "(b f) n c -> b (f n) c", f=frames)
         v = rearrange(attn.to_v(hidden_states), "(b f) n c -> b (f n) c", f=frames)
+        if context.own_context is not None:
+            rows = k.shape[0] // context.cfg_groups  # the full-conditions pass comes first
+            own = (k[:rows], v[:rows])
+            context.own_context[self.name] = tuple(rearrange(t, "b (f n) c -> b f n c", f=frames) for t in own)
         past = self.context_keys_values(context.cache, context.cfg_groups) if context.cache is not None else None
         if past is not None:
             k = torch.cat([past[0], k.to(past[0].dtype)], dim=1)

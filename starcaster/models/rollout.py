@@ -7,8 +7,10 @@ self-forcing (``training/self_forcing.py``), the refiner's training pairs
 benchmark. A ``Rollout`` holds
 
 * the causal context (``Context``): a KV cache whose sink is the reference portrait (``Sink``)
-  and whose rolling window holds the last finished frames, or for ``recompute`` the raw frames
-  re-encoded before every chunk (the naive baseline the cache is tested against);
+  and whose rolling window holds the last finished frames — encoded by the reference encoder,
+  or for ``context_source="denoiser"`` models the keys/values of the chunk's own last denoising
+  step — or for ``recompute`` the raw frames re-encoded before every chunk (the naive baseline
+  the cache is tested against);
 * the starting noise (``NoiseSource``): one shared image per video and each chunk's own noise,
   mixed as ``sqrt(s)·shared + sqrt(1 − s)·own`` (``noise_sharing`` s; per-frame marginals stay
   N(0, I));
@@ -104,6 +106,11 @@ class Context:
     every finished chunk kept raw and re-encoded into a fresh cache before each chunk (O(n²))."""
 
     def __init__(self, unet: STARCasterUNet, window: int | None, sink: Sink | None = None, recompute: bool = False):
+        if recompute and unet.context_from_denoiser:
+            raise ValueError(
+                "context_mode 'recompute' re-encodes finished frames, but this model's context comes from its own "
+                "denoising pass (context_source='denoiser'); use context_mode 'cache'"
+            )
         self.unet, self.window, self.sink, self.recompute = unet, window, sink, recompute
         self.history: list[tuple[torch.Tensor, torch.Tensor]] = []  # recompute: (clean, conditions) per chunk
         self._cache = self._fresh()
@@ -126,8 +133,16 @@ class Context:
         return cache
 
     @torch.no_grad()
-    def add(self, clean: torch.Tensor, conditions: torch.Tensor) -> None:
-        """Finished frames ``[B, F, C, h, w]`` with their condition tokens ``[B·F, N, D]``."""
+    def add(self, clean: torch.Tensor, conditions: torch.Tensor, own: dict | None = None) -> None:
+        """Finished frames ``[B, F, C, h, w]`` with their condition tokens ``[B·F, N, D]``, or for
+        ``context_source="denoiser"`` models ``own``: the keys/values their last denoising step made."""
+        if self.unet.context_from_denoiser:
+            if own is None:
+                raise ValueError(
+                    "this model's context comes from its own denoising pass: finished frames can't be written"
+                )
+            self._cache.append({name: (k.detach(), v.detach()) for name, (k, v) in own.items()})
+            return
         clean, conditions = clean.detach(), conditions.detach()
         if self.recompute:
             self.history.append((clean, conditions))
@@ -191,11 +206,12 @@ class Rollout:
             cache = self.context.cache()
         with self.timer("denoise"):
             reference = None if self.sink is None else self.sink.latents
+            own = {} if self.unet.context_from_denoiser else None
             prediction, clean = denoise_steps(
                 self.unet, self.scheduler, noise, conditions, cache, self.num_inference_steps,
-                self.guidance, reference, gradient_step,
+                self.guidance, reference, gradient_step, own,
             )  # fmt: skip
         full = conditions[: identity.shape[0] * audio.shape[1]]  # the pass that sees every stream
         with self.timer("context"):
-            self.context.add(clean, full)
+            self.context.add(clean, full, own)
         return RolloutChunk(clean, clean if prediction is None else prediction, full)

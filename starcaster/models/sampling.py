@@ -83,11 +83,15 @@ def predict_x0(
     cache: KVCache | None,
     guidance: Guidance,
     reference: torch.Tensor | None = None,
+    own_context: dict | None = None,
 ) -> torch.Tensor:
-    """One guided clean-sample estimate for a chunk ``[B,F,C,h,w]`` (``reference``: see ``STARCasterUNet.forward``)."""
+    """One guided clean-sample estimate for a chunk ``[B,F,C,h,w]`` (``reference``, ``own_context``:
+    see ``STARCasterUNet.forward``)."""
     groups = len(guidance.passes())
     batched = latents.repeat(groups, 1, 1, 1, 1)  # [G*B, F, C, h, w]
-    x0 = unet(batched, timestep, conditions, cache=cache, cfg_groups=groups, reference=reference)
+    x0 = unet(
+        batched, timestep, conditions, cache=cache, cfg_groups=groups, reference=reference, own_context=own_context
+    )
     x0 = x0.to(latents.dtype)  # fp32 under autocast
     return guidance.combine(list(x0.chunk(groups)))
 
@@ -112,20 +116,26 @@ def denoise_steps(
     guidance: Guidance = Guidance(),
     reference: torch.Tensor | None = None,
     gradient_step: int | None = None,
+    own_context: dict | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """``denoise_chunk`` with a training hook: ``(x0 of step gradient_step with its graph, clean chunk)``.
 
     With ``gradient_step`` None every step runs in the caller's grad mode (``denoise_chunk``). With
     one, only that step records a graph (through the model and ``conditions``), every other step
     runs without gradients, and the returned chunk (the last step's x0) is detached (Self-Forcing).
+    ``own_context`` (a dict) receives the last step's keys/values of the chunk (the cache entry of
+    ``context_source="denoiser"`` models).
     """
     scheduler.set_timesteps(num_inference_steps, device=noise.device)
     latents = noise
     x0, kept = noise, None
+    last = len(scheduler.timesteps) - 1
     for i, t in enumerate(scheduler.timesteps):
         frozen = gradient_step is not None and i != gradient_step
+        own = own_context if i == last else None
         with torch.no_grad() if frozen else nullcontext():
-            x0 = predict_x0(unet, latents, t, conditions.detach() if frozen else conditions, cache, guidance, reference)
+            conds = conditions.detach() if frozen else conditions
+            x0 = predict_x0(unet, latents, t, conds, cache, guidance, reference, own)
         if i == gradient_step:
             kept, x0 = x0, x0.detach()
         latents = scheduler.step(x0.flatten(0, 1), t, latents.flatten(0, 1)).prev_sample.view_as(latents)

@@ -10,6 +10,10 @@ Forward contract (one place, CausVid-style):
 * ``encode_context(clean [B,F,C,h,w], conditions)`` → per-layer keys/values ``[B,F,N,C]`` of
   finished frames, to append to the KV cache: the reference encoder (a UNet copy run at
   t = 0, frames independent) makes features, the denoiser's own ``to_k``/``to_v`` project them.
+  With ``context_source="denoiser"`` (the live student) finished chunks skip that pass: the
+  keys/values the denoiser's last step computed for the chunk (``forward(..., own_context=)``)
+  go into the cache as they are (Self-Forcing style); the reference encoder then encodes only
+  the portrait, once per video.
 
 Every size comes from the config; ``configs.py`` holds the named presets.
 """
@@ -34,6 +38,7 @@ from .projectors import Arc2FaceIdentityProjector, AudioProjector, CameraProject
 from .weight_storage import Int8StorageMixin
 
 STREAMS = ("identity", "audio", "camera")
+CONTEXT_SOURCES = ("reference", "denoiser")  # what writes a finished chunk into the cache
 
 
 class STARCasterUNet(Int8StorageMixin, ModelMixin, ConfigMixin):
@@ -68,8 +73,11 @@ class STARCasterUNet(Int8StorageMixin, ModelMixin, ConfigMixin):
         audio_model: str | None = None,  # wav2vec2 Hub id or folder (audio.audio_config_for reads it)
         audio_model_revision: str | None = None,
         audio_dropout: float = 0.1,  # in the audio projector's transformer layer (training only)
+        context_source: str = "reference",  # or "denoiser": finished chunks' keys/values from the denoising pass
     ):
         super().__init__()
+        if context_source not in CONTEXT_SOURCES:
+            raise ValueError(f"context_source must be one of {CONTEXT_SOURCES}, got {context_source!r}")
         backbone_kwargs = dict(
             sample_size=sample_size,
             in_channels=latent_channels,
@@ -167,17 +175,21 @@ class STARCasterUNet(Int8StorageMixin, ModelMixin, ConfigMixin):
         cache: KVCache | None = None,
         cfg_groups: int = 1,
         reference: torch.Tensor | None = None,
+        own_context: dict | None = None,
     ) -> torch.Tensor:
         """Noisy chunk ``[B,F,C,h,w]`` at ``timestep`` → predicted clean chunk ``[B,F,C,h,w]``.
 
         ``reference`` ``[B',1,C,h,w]`` (B' divides B: one per video, repeated over CFG groups) is
         the portrait's latents; only ``reference_concat`` models read it (None → zeros).
+        ``own_context``: a dict that receives the chunk's keys/values per self-attention layer
+        ``[B/G, F, N, C]`` (with their graph where grad is on), for ``context_source="denoiser"``.
         """
         batch, frames = latents.shape[:2]
         timesteps = _per_frame_timesteps(timestep, batch, frames, latents.device)
         context = AttentionContext(
-            frames=frames, cache=cache, cfg_groups=cfg_groups, attention_dtype=self.attention_dtype
-        )
+            frames=frames, cache=cache, cfg_groups=cfg_groups, attention_dtype=self.attention_dtype,
+            own_context=own_context,
+        )  # fmt: skip
         if self.config.reference_concat:
             latents = torch.cat([latents, _aligned_reference(reference, latents)], dim=2)
         x0 = self.backbone(
@@ -209,6 +221,11 @@ class STARCasterUNet(Int8StorageMixin, ModelMixin, ConfigMixin):
             name: backbone_layers[name].project_context(self.backbone.get_submodule(name), features, frames)
             for name, features in context.capture.items()
         }
+
+    @property
+    def context_from_denoiser(self) -> bool:
+        """True when finished chunks enter the cache as the denoiser's own keys/values."""
+        return self.config.context_source == "denoiser"
 
     def encode_reference(self, latents: torch.Tensor, identity: torch.Tensor, view: torch.Tensor) -> dict[str, LayerKV]:
         """The reference portrait ``[B,1,C,h,w]`` seen from ``view`` ``[B,2]`` → cache keys/values.

@@ -27,6 +27,7 @@ STAGE_ORDER = (
     "view",
     "distill",
     "on_policy",
+    "own_context",
     "refiner",
 )
 
@@ -139,7 +140,8 @@ class StageConfig:
     max_minutes: float | None = None  # wall-clock budget: stop early (state saved) when exceeded
     # distill (training/distillation.py):
     teacher: str | None = None  # the finished model to learn from (default: the stages before, else init_from)
-    student: dict = field(default_factory=dict)  # the student's changes to the teacher's UNet settings
+    student: dict = field(default_factory=dict)  # the student's changes to the teacher's UNet settings (a stage
+    # continuing a student: changes that keep the weights' shapes, e.g. {context_source: denoiser})
     prior_prob: float = 0.3  # share of sinks that are the identity prior's portrait (identity-only mode)
     on_policy_prob: float = 0.0  # share of steps on the student's own rollout (the teacher's target given it)
 

@@ -16,7 +16,8 @@ One step (``distill_step``):
 2. the student denoises the same starting noise for each chunk, its cache holding the same
    portrait and the *teacher's* previous frames, encoded by the student's own reference encoder
    with gradients (so denoiser, reference encoder and condition projectors all learn: teacher
-   forcing along the teacher's trajectory);
+   forcing along the teacher's trajectory) — or, for a ``context_source="denoiser"`` student, the
+   keys/values of its own passes over the previous chunks, as it will have at inference;
 3. loss: motion-weighted MSE to the teacher's chunk (+ the lip-reading loss against the ground
    truth when ``lip_weight`` > 0).
 
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from ..models.kv_cache import KVCache
 from ..models.rollout import Rollout, Sink
 from ..models.sampling import denoise_steps
 from ..models.unet import STARCasterUNet
@@ -94,57 +96,74 @@ def teacher_rollout(ctx: StepContext, batch: Batch, sink: Sink) -> tuple[torch.T
     return rollout.shared, chunks
 
 
+def context_entry(unet: STARCasterUNet, batch: Batch, frames: slice, done: torch.Tensor, own: dict | None) -> dict:
+    """What the finished chunk ``done`` ``[B, F, C, h, w]`` adds to ``unet``'s cache (with its graph where
+    grad is on): its reference encoder's keys/values of the frames, or for ``context_source="denoiser"``
+    models ``own``, the keys/values of the chunk's own last denoising step (gradients then flow back
+    through the chunks, as at inference nothing else writes the cache)."""
+    if unet.context_from_denoiser:
+        if own is None:  # on-policy: frames the model did not make can't enter such a cache
+            raise ValueError("a context_source='denoiser' model can't be a teacher given another model's frames")
+        return own
+    conditions = unet.encode_conditions(batch.identity, batch.audio[:, frames], batch.views[:, frames])
+    return unet.encode_context(done, conditions)
+
+
 def predicted_chunk(
     unet: STARCasterUNet,
     ctx: StepContext,
     batch: Batch,
     sink: Sink,
-    portrait: dict,
-    past: torch.Tensor | None,
+    cache: KVCache,
     frames: slice,
     noise: torch.Tensor,
+    own: dict | None = None,
 ) -> torch.Tensor:
-    """``unet``'s x0 for ``frames`` (with its graph where grad is on): cache = ``portrait`` (``sink``'s
-    keys/values, encoded once per step by ``unet``) + ``past`` frames ``[B, P, C, h, w]`` (its own
-    reference encoder), starting from ``noise`` ``[B, 1, C, h, w]``."""
+    """``unet``'s x0 for ``frames`` (with its graph where grad is on), attending to ``cache`` (the portrait +
+    the previous chunks), starting from ``noise`` ``[B, 1, C, h, w]``; ``own`` receives the chunk's keys/values."""
     stage = ctx.stage
-    cache = unet.new_cache(window_frames=stage.train_window)
-    cache.append(portrait)
-    if past is not None:
-        span = slice(frames.start - past.shape[1], frames.start)
-        past_conditions = unet.encode_conditions(batch.identity, batch.audio[:, span], batch.views[:, span])
-        cache.append(unet.encode_context(past, past_conditions))
     conditions = unet.encode_conditions(batch.identity, batch.audio[:, frames], batch.views[:, frames])
     start = noise.expand(-1, frames.stop - frames.start, -1, -1, -1)
     prediction, _ = denoise_steps(
         unet, ctx.scheduler, start, conditions, cache, stage.num_inference_steps, reference=sink.latents,
-        gradient_step=stage.num_inference_steps - 1,
+        gradient_step=stage.num_inference_steps - 1, own_context=own,
     )  # fmt: skip
     return prediction
+
+
+def portrait_cache(unet: STARCasterUNet, ctx: StepContext, sink: Sink) -> KVCache:
+    """A cache of the training window holding ``sink``'s keys/values (encoded once per step)."""
+    cache = unet.new_cache(window_frames=ctx.stage.train_window)
+    cache.append(sink.keys_values(unet))
+    return cache
 
 
 def distill_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
     """Teacher forcing along the teacher's rollout, or (``on_policy_prob``) the student's own rollout
     with the teacher's prediction *given the student's frames* as each chunk's target."""
-    stage = ctx.stage
+    stage, student, teacher = ctx.stage, ctx.unet, ctx.teacher
     sink = Sink.at(sink_latents(ctx, batch), batch.identity)
     own = ctx.rng.random() < stage.on_policy_prob
     noise, targets = (ctx.rollout_noise(batch.latents).draw(1), None) if own else teacher_rollout(ctx, batch, sink)
-    portrait = sink.keys_values(ctx.unet)  # one encoder pass per step, shared by every chunk's graph
+    cache = portrait_cache(student, ctx, sink)
     with torch.no_grad():
-        teacher_portrait = sink.keys_values(ctx.teacher) if own else None
-    history, total, parts = None, 0.0, {"mse": 0.0}
+        teacher_cache = portrait_cache(teacher, ctx, sink) if own else None
+    total, parts = 0.0, {"mse": 0.0}
     for k in range(stage.rollout_chunks):
         frames = slice(k * stage.chunk_length, (k + 1) * stage.chunk_length)
-        past = None if history is None else history[:, -stage.train_window :]
-        prediction = predicted_chunk(ctx.unet, ctx, batch, sink, portrait, past, frames, noise)
+        kept = {} if student.context_from_denoiser else None
+        prediction = predicted_chunk(student, ctx, batch, sink, cache, frames, noise, kept)
         if own:
             with torch.no_grad():
-                target = predicted_chunk(ctx.teacher, ctx, batch, sink, teacher_portrait, past, frames, noise)
+                target = predicted_chunk(teacher, ctx, batch, sink, teacher_cache, frames, noise)
         else:
             target = targets[k]
-        done = (prediction if own else target).detach()
-        history = done if history is None else torch.cat([history, done], 1)
+        done = (prediction if own else target).detach()  # the frames the next chunk follows
+        if k + 1 < stage.rollout_chunks:
+            cache.append(context_entry(student, batch, frames, done, kept))
+            if own:
+                with torch.no_grad():
+                    teacher_cache.append(context_entry(teacher, batch, frames, done, None))
         loss = diffusion_loss(prediction, target, batch.weights[:, frames])
         parts["mse"] += loss.item() / stage.rollout_chunks
         if stage.lip_weight > 0 and ctx.lip_expert is not None:

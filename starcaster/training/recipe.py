@@ -68,12 +68,32 @@ def _initial_unet(cfg: RecipeConfig, index: int) -> STARCasterUNet:
         return student_from(_teacher(cfg, index), cfg.stages[index].student)
     if (final := _previous_final(cfg, index)) is not None:
         logger.info("starting %s from %s", name, final)
-        return STARCasterUNet.from_pretrained(final)
+        return _continued_student(cfg, index, final) or STARCasterUNet.from_pretrained(final)
     if cfg.init_from is not None:
         logger.info("starting %s from %s", name, cfg.init_from / "unet")
         return STARCasterUNet.from_pretrained(cfg.init_from / "unet", dtype=torch.float32)
     torch.manual_seed(cfg.seed)
     return STARCasterUNet(**{**get_preset(cfg.preset).unet, **cfg.unet_overrides})
+
+
+def _continued_student(cfg: RecipeConfig, index: int, final: Path) -> STARCasterUNet | None:
+    """A ``distill`` stage continuing the student before it with ``student:`` changes that keep every
+    weight's shape (e.g. ``context_source: denoiser``): the previous student's weights in the changed model."""
+    if index >= len(cfg.stages) or cfg.stages[index].kind != "distill" or not cfg.stages[index].student:
+        return None
+    changes = cfg.stages[index].student
+    settings = {k: v for k, v in STARCasterUNet.load_config(final).items() if not k.startswith("_")}
+    student = STARCasterUNet(**{**settings, **changes})
+    previous = STARCasterUNet.from_pretrained(final, dtype=torch.float32)
+    try:
+        student.load_state_dict(previous.state_dict())
+    except RuntimeError as error:
+        raise ValueError(
+            f"Stage {cfg.stages[index].name} continues the student of the stage before; its student changes "
+            f"{changes} must keep the weights' shapes (a new width needs a stage that starts a student)"
+        ) from error
+    logger.info("%s: the previous student with %s", cfg.stages[index].name, changes)
+    return student
 
 
 def _starts_a_student(cfg: RecipeConfig, index: int) -> bool:

@@ -64,7 +64,8 @@ def roll_out(
     """The model's frames ``[B, chunks·chunk, 3, H, W]`` for ``batch``'s frames after ``CONTEXT_FRAMES``.
 
     The one ``Rollout`` of inference (``models/rollout.py``), with a real-context prefix: the
-    ground-truth first ``CONTEXT_FRAMES`` frames are written into the cache, then ``chunks`` chunks
+    ground-truth first ``CONTEXT_FRAMES`` frames are written into the cache (not for a
+    ``context_source="denoiser"`` model: its cache holds only its own passes), then ``chunks`` chunks
     are rolled out with ``steps`` sampler steps and one starting noise image per window (sharing 1;
     each chunk still draws its own noise, at weight 0, as every rollout does).
     """
@@ -75,8 +76,9 @@ def roll_out(
     latents = batch.latents
     noise = NoiseSource((latents.shape[0], *latents.shape[2:]), None, latents.device, latents.dtype)
     rollout = Rollout(unet, scheduler, noise, steps, CONTEXT_FRAMES + chunk, sink, noise_sharing=1.0)
-    past = slice(0, CONTEXT_FRAMES)
-    rollout.add_context(latents[:, past], batch.identity, batch.audio[:, past], batch.views[:, past])
+    if not unet.context_from_denoiser:  # a model whose context is its own passes can't be given frames
+        past = slice(0, CONTEXT_FRAMES)
+        rollout.add_context(latents[:, past], batch.identity, batch.audio[:, past], batch.views[:, past])
     frames = []
     for k in range(chunks):
         span = slice(CONTEXT_FRAMES + k * chunk, CONTEXT_FRAMES + (k + 1) * chunk)

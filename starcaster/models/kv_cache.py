@@ -2,9 +2,10 @@
 
 What it holds: for every extended self-attention layer of the denoiser, the keys and values
 that layer's own ``to_k``/``to_v`` make from the reference encoder's features of *clean*
-frames (the reference image, then each finished chunk). Because those frames never change
-after they are finished, their keys/values are computed once and reused by every
-denoising step of every later chunk (Self-Forcing / CausVid style).
+frames (the reference image, then each finished chunk) — or, for a ``context_source="denoiser"``
+model, the keys/values it computed for each chunk in that chunk's last denoising step. Because
+those frames never change after they are finished, their keys/values are computed once and
+reused by every denoising step of every later chunk (Self-Forcing / CausVid style).
 
 Eviction policy, in one place (``append``): sink frames (the reference image, or the first
 generated frame when there is none) are kept for ever; other frames enter a window that

@@ -31,10 +31,10 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def _unet(model: str):
     """The model's UNet and its scheduler config (the bundled checkpoint for ``demo``)."""
-    from starcaster import STARCasterPipeline, build_pipeline
+    from starcaster import BUNDLED_CHECKPOINT, STARCasterPipeline, build_pipeline
 
     if model == "demo":
-        pipe = STARCasterPipeline.from_pretrained(str(ROOT / "checkpoints" / "starcaster-synth"))
+        pipe = STARCasterPipeline.from_pretrained(str(ROOT / BUNDLED_CHECKPOINT))
     else:
         pipe = build_pipeline(model)
     return pipe.unet.eval(), dict(pipe.scheduler.config)

@@ -31,6 +31,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # app.py sits at the repository root
 
+from starcaster import BUNDLED_CHECKPOINT  # noqa: E402  (after the path: the repository's package)
+
 
 class _Page:
     """Where the handler's pieces go: straight to ``returned`` (``--no-gradio``), or first through Gradio's
@@ -114,7 +116,7 @@ def _report(returned: list, sent_at: list, speech_over: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "starcaster-synth"))
+    parser.add_argument("--checkpoint", default=str(ROOT / BUNDLED_CHECKPOINT))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--piece", type=float, default=None, help="seconds per microphone piece (default: the app's)")

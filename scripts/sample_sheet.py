@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from starcaster import STARCasterPipeline
+from starcaster import BUNDLED_CHECKPOINT, STARCasterPipeline
 from starcaster.training.samples import sample_rows, tile
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="checkpoints/starcaster-synth")
+    parser.add_argument("--checkpoint", default=BUNDLED_CHECKPOINT)
     parser.add_argument("--data", default="data/synthtalk")
     parser.add_argument("--out", default="docs/images/demo_checkpoint_samples.png")
     parser.add_argument("--at", type=float, default=2.0, help="which moment of each clip (seconds)")

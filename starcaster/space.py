@@ -5,7 +5,8 @@ A Space is a git repo on the Hub, and the Hub refuses plain binary blobs (and an
 blobs, so a clone without git-lfs (CI) still gets real files; pushing its *history* to a Space
 would therefore be refused. Instead the Space gets one commit, made through the Hub API, of
 the files git tracks here (``git ls-files``: no caches, venvs or secrets; not the training states
-of ``training-states/``, which only training reads) plus the
+of ``training-states/``, which only training reads, and of ``checkpoints/`` only the checkpoint the
+app serves, ``starcaster.BUNDLED_CHECKPOINT``: the opt-in live student stays out) plus the
 Space's own ``.gitattributes`` (``deploy/space.gitattributes``: every binary type through
 LFS); ``create_commit`` uploads binaries through LFS/Xet itself. ``include_weights=False``
 leaves ``checkpoints/`` out: the Space then loads ``starcaster.HUB_CHECKPOINT`` from the model
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
+from . import BUNDLED_CHECKPOINT
 from .errors import CheckpointError, InputError, OfflineError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +41,16 @@ def tracked_files(root: Path = ROOT) -> list[str]:
 
 
 def space_files(root: Path = ROOT, include_weights: bool = True) -> dict[str, Path]:
-    """Path in the Space → local file: the tracked files but ``training-states/`` (maybe without
-    ``checkpoints/``) + ``.gitattributes``."""
-    files = {path: Path(root) / path for path in tracked_files(root) if not path.startswith(TRAINING_STATES)}
-    if not include_weights:
-        files = {path: file for path, file in files.items() if not path.startswith(WEIGHTS_FOLDER)}
+    """Path in the Space → local file: the tracked files but ``training-states/`` and, of
+    ``checkpoints/``, all but the bundled checkpoint (or all of it) + ``.gitattributes``."""
+    served = f"{BUNDLED_CHECKPOINT}/" if include_weights else None
+
+    def shipped(path: str) -> bool:
+        if path.startswith(TRAINING_STATES):
+            return False
+        return not path.startswith(WEIGHTS_FOLDER) or (served is not None and path.startswith(served))
+
+    files = {path: Path(root) / path for path in tracked_files(root) if shipped(path)}
     files[".gitattributes"] = Path(root) / SPACE_GITATTRIBUTES
     return files
 

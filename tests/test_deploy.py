@@ -11,7 +11,7 @@ import pytest
 from huggingface_hub import CommitInfo, HfApi
 from huggingface_hub.repocard import metadata_load
 
-from starcaster import HUB_CHECKPOINT
+from starcaster import BUNDLED_CHECKPOINT, HUB_CHECKPOINT
 from starcaster.cli import main
 from starcaster.space import SPACE_GITATTRIBUTES, tracked_files
 
@@ -38,7 +38,7 @@ def test_space_lfs_rules_cover_every_tracked_binary_and_every_file_over_10_mb():
     files = tracked_files(ROOT)
     binaries = [p for p in files if _is_binary(ROOT / p)]
     large = [p for p in files if (ROOT / p).stat().st_size > HUB_LIMIT]
-    assert "checkpoints/starcaster-synth/unet/diffusion_pytorch_model.safetensors" in binaries
+    assert f"{BUNDLED_CHECKPOINT}/unet/diffusion_pytorch_model.safetensors" in binaries
     filtered = _lfs_filtered(sorted(set(binaries) | set(large)), ROOT / SPACE_GITATTRIBUTES)
     assert [p for p, lfs in filtered.items() if not lfs] == []
     assert not any(_lfs_filtered(["README.md", "app.py"], ROOT / SPACE_GITATTRIBUTES).values())  # text stays text
@@ -77,9 +77,16 @@ def test_deploy_commits_exactly_the_tracked_files_and_the_space_attributes(monke
     assert create["space_hardware"] == "zero-a10g" and create["repo_type"] == "space"
     added = {op.path_in_repo: op for op in calls["operations"] if hasattr(op, "path_or_fileobj")}
     deleted = [op.path_in_repo for op in calls["operations"] if not hasattr(op, "path_or_fileobj")]
-    expected = {p for p in tracked_files(ROOT) if weights or not p.startswith("checkpoints/")} | {".gitattributes"}
-    expected = {p for p in expected if not p.startswith("training-states/")}  # a run to train on, not the demo's
-    assert any(p.startswith("training-states/") for p in tracked_files(ROOT))
+    served = f"{BUNDLED_CHECKPOINT}/"  # of checkpoints/ only what the app serves
+    expected = {
+        p for p in tracked_files(ROOT) if not p.startswith("checkpoints/") or (weights and p.startswith(served))
+    }
+    expected = {p for p in expected if not p.startswith("training-states/")} | {".gitattributes"}  # runs to train on
+    tracked = tracked_files(ROOT)
+    assert any(p.startswith("training-states/") for p in tracked) and any(p.startswith(served) for p in tracked)
+    assert any(
+        p.startswith("checkpoints/") and not p.startswith(served) for p in tracked
+    )  # the opt-in live student: left out
     assert set(added) == expected and deleted == ["old_file.py"]
     assert Path(added[".gitattributes"].path_or_fileobj) == ROOT / SPACE_GITATTRIBUTES
     assert "Deployed: https://huggingface.co/spaces/someone/starcaster-demo/commit/" in capsys.readouterr().out

@@ -150,7 +150,7 @@ def _run_download(args: argparse.Namespace) -> int:
 
 # -- push -------------------------------------------------------------------------------
 def _add_push(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="checkpoint folder to publish (e.g. checkpoints/starcaster-synth)")
+    p.add_argument("checkpoint", help="checkpoint folder to publish (e.g. checkpoints/starcaster-synth-live)")
     p.add_argument("repo_id", help="Hub model repo id (owner/name)")
     p.add_argument("--revision", default=None, help="branch to commit to (created if missing; default main)")
     p.add_argument("--tag", default=None, help="also tag the commit, to pin it as repo_id@TAG")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from starcaster import BUNDLED_CHECKPOINT, STARCasterPipeline
+from starcaster import BUNDLED_CHECKPOINT, HUB_CHECKPOINT, STARCasterPipeline
 from tests.helpers import install_into_hf_cache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +42,9 @@ def test_bundled_checkpoint_generates_from_an_example_portrait(bundled):
 def test_bundled_checkpoint_loads_by_repo_id_offline(bundled):
     from huggingface_hub import constants
 
-    install_into_hf_cache(FOLDER, "starcaster/starcaster-synth", constants.HF_HUB_CACHE)
-    by_id = STARCasterPipeline.from_pretrained("starcaster/starcaster-synth")
+    repo_id = HUB_CHECKPOINT.split("@")[0]
+    install_into_hf_cache(FOLDER, repo_id, constants.HF_HUB_CACHE)
+    by_id = STARCasterPipeline.from_pretrained(repo_id)
     for name in ("unet", "vae", "identity_encoder", "identity_prior", "refiner"):
         ours, theirs = getattr(bundled, name).state_dict(), getattr(by_id, name).state_dict()
         assert all(torch.equal(ours[k], theirs[k]) for k in ours), name

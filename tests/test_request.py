@@ -157,9 +157,10 @@ def test_app_settings_reproduce_on_the_command_line(tiny_pipe, tmp_path, speech_
 
 
 def test_bundled_checkpoint_declares_the_views_synthtalk_trains_on():
+    from starcaster import BUNDLED_CHECKPOINT
     from starcaster.data.synthtalk import SynthConfig
 
-    index = json.loads((ROOT / "checkpoints" / "starcaster-synth" / "model_index.json").read_text())
+    index = json.loads((ROOT / BUNDLED_CHECKPOINT / "model_index.json").read_text())
     data = SynthConfig()
     assert index["trained_views"] == {
         "azimuth": [-data.max_azimuth, data.max_azimuth],

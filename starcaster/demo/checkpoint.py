@@ -8,7 +8,7 @@ Checkpoint choice (``load_app_pipeline``), first that works wins:
    ``starcaster.HUB_CHECKPOINT`` (the published bundle, revision pinned): a Hub repo id
    (``owner/name`` or ``owner/name@revision``) or a local folder. Offline (``HF_HUB_OFFLINE=1``)
    or with the Hub unreachable, a repo id loads from the local Hugging Face cache;
-2. the bundled folder ``checkpoints/starcaster-synth`` (next to this package, or in the
+2. the bundled folder ``starcaster.BUNDLED_CHECKPOINT`` (next to this package, or in the
    working directory);
 3. randomly initialised ``demo`` weights, built once and saved under the app cache
    (``$STARCASTER_APP_CACHE``, default ``~/.cache/starcaster/app``): outputs are noise, and

@@ -186,6 +186,7 @@ SECRETS = [
     "requirements.txt",
     "examples/portraits/portrait_0.png",  # the source folder itself is not served: example files are copied
     "checkpoints/starcaster-synth/model_index.json",
+    "checkpoints/starcaster-synth-live/model_index.json",
     "../../../../etc/passwd",
     "%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
     "..%2f..%2f..%2f..%2fetc%2fpasswd",

@@ -214,16 +214,23 @@ def test_push_reports_a_refused_upload_in_one_line(source, tmp_path, monkeypatch
     assert "The Hub refused the push to someone/tiny" in err and "hf auth login" in err
 
 
-def test_the_bundled_model_card_is_the_generated_one():
-    """checkpoints/starcaster-synth/README.md is regenerated, not hand-edited: this is the command's output."""
-    folder = ROOT / BUNDLED_CHECKPOINT
-    notes = load_notes(ROOT / "docs" / "model_cards" / "starcaster-synth.md")
-    repo_id, revision = HUB_CHECKPOINT.split("@")
-    card = build_card(
-        folder, notes, load_results(notes.results), repo_id=repo_id, revision=revision, source=BUNDLED_CHECKPOINT
-    )
+@pytest.mark.parametrize(
+    "checkpoint, spec",
+    [
+        (BUNDLED_CHECKPOINT, HUB_CHECKPOINT),
+        ("checkpoints/starcaster-synth-live", "starcaster/starcaster-synth-live@run10"),
+    ],
+    ids=["bundled", "live"],
+)
+def test_the_checkpoints_model_cards_are_the_generated_ones(checkpoint, spec):
+    """checkpoints/*/README.md are regenerated, not hand-edited: each is the command's output from its
+    notes (docs/model_cards/<folder name>.md) — the bundled model's and its live student's."""
+    folder = ROOT / checkpoint
+    notes = load_notes(ROOT / "docs" / "model_cards" / f"{folder.name}.md")
+    repo_id, revision = spec.split("@")
+    card = build_card(folder, notes, load_results(notes.results), repo_id=repo_id, revision=revision, source=checkpoint)
     assert (folder / "README.md").read_text() == str(card), (
-        "regenerate it: python -m starcaster push checkpoints/starcaster-synth "
-        f"{repo_id} --tag {revision} --write-card checkpoints/starcaster-synth/README.md"
+        f"regenerate it: python -m starcaster push {checkpoint} "
+        f"{repo_id} --tag {revision} --write-card {checkpoint}/README.md"
     )
     assert ModelCard.load(folder / "README.md").data.eval_results

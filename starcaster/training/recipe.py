@@ -82,9 +82,8 @@ def _continued_student(cfg: RecipeConfig, index: int, final: Path) -> STARCaster
     if index >= len(cfg.stages) or cfg.stages[index].kind != "distill" or not cfg.stages[index].student:
         return None
     changes = cfg.stages[index].student
-    settings = {k: v for k, v in STARCasterUNet.load_config(final).items() if not k.startswith("_")}
-    student = STARCasterUNet(**{**settings, **changes})
     previous = STARCasterUNet.from_pretrained(final, dtype=torch.float32)
+    student = student_from(previous, changes)
     try:
         student.load_state_dict(previous.state_dict())
     except RuntimeError as error:

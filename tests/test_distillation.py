@@ -104,19 +104,19 @@ def test_on_policy_targets_are_the_teachers_given_the_students_frames(monkeypatc
 
     teacher, student = _teacher(), student_from(_teacher(), NARROW).eval()
     predicted, written = [], []
-    chunk, entry = distillation.predicted_chunk, distillation.context_entry
+    chunk, entry = distillation.predicted_chunk, STARCasterUNet.context_entry
 
     def spy_chunk(unet, *args, **kwargs):
         out = chunk(unet, *args, **kwargs)
         predicted.append((unet is teacher, out.detach().clone()))
         return out
 
-    def spy_entry(unet, batch, frames, done, own):
-        written.append((unet is teacher, done.clone()))
-        return entry(unet, batch, frames, done, own)
+    def spy_entry(unet, clean, conditions, own=None):
+        written.append((unet is teacher, clean.clone()))
+        return entry(unet, clean, conditions, own)
 
     monkeypatch.setattr(distillation, "predicted_chunk", spy_chunk)
-    monkeypatch.setattr(distillation, "context_entry", spy_entry)
+    monkeypatch.setattr(STARCasterUNet, "context_entry", spy_entry)
     distill_step(_context(student, teacher, on_policy_prob=1.0), _batch())
     assert [is_teacher for is_teacher, _ in predicted] == [False, True] * 3
     assert [is_teacher for is_teacher, _ in written] == [False, True] * 2  # the last chunk is not written
@@ -151,7 +151,6 @@ def test_distillation_trains_denoiser_and_reference_encoder_toward_the_teacher(s
 def test_an_own_context_students_gradient_reaches_back_through_the_keys_values_it_cached(monkeypatch):
     """A chunk's loss trains the passes over earlier chunks through the keys/values they left in the cache:
     cutting that path (detaching the cache entries) changes the weights' gradients."""
-    from starcaster.training import distillation
 
     teacher = _teacher()
     student = student_from(teacher, {**NARROW, "context_source": "denoiser"}).train()
@@ -163,9 +162,9 @@ def test_an_own_context_students_gradient_reaches_back_through_the_keys_values_i
         return torch.cat([p.grad.flatten() for p in student.backbone.parameters() if p.grad is not None])
 
     through = gradients()
-    entry = distillation.context_entry
+    entry = STARCasterUNet.context_entry
     monkeypatch.setattr(
-        distillation, "context_entry",
+        STARCasterUNet, "context_entry",
         lambda *a: {n: (k.detach(), v.detach()) for n, (k, v) in entry(*a).items()},
     )  # fmt: skip
     cut = gradients()

@@ -136,18 +136,12 @@ class Context:
     def add(self, clean: torch.Tensor, conditions: torch.Tensor, own: dict | None = None) -> None:
         """Finished frames ``[B, F, C, h, w]`` with their condition tokens ``[B·F, N, D]``, or for
         ``context_source="denoiser"`` models ``own``: the keys/values their last denoising step made."""
-        if self.unet.context_from_denoiser:
-            if own is None:
-                raise ValueError(
-                    "this model's context comes from its own denoising pass: finished frames can't be written"
-                )
-            self._cache.append({name: (k.detach(), v.detach()) for name, (k, v) in own.items()})
-            return
         clean, conditions = clean.detach(), conditions.detach()
         if self.recompute:
             self.history.append((clean, conditions))
-        else:
-            self._cache.append(self.unet.encode_context(clean, conditions))
+            return
+        entry = self.unet.context_entry(clean, conditions, own)
+        self._cache.append({name: (k.detach(), v.detach()) for name, (k, v) in entry.items()})
 
 
 @dataclass

@@ -222,6 +222,21 @@ class STARCasterUNet(Int8StorageMixin, ModelMixin, ConfigMixin):
             for name, features in context.capture.items()
         }
 
+    def context_entry(
+        self, clean: torch.Tensor, conditions: torch.Tensor, own: dict | None = None
+    ) -> dict[str, LayerKV]:
+        """What finished frames ``[B,F,C,h,w]`` (their condition tokens ``[B*F, N, D]``) add to the KV cache:
+        the reference encoder's keys/values, or for ``context_source="denoiser"`` ``own``, the keys/values
+        the last denoising step recorded for them (``forward(..., own_context=)``)."""
+        if not self.context_from_denoiser:
+            return self.encode_context(clean, conditions)
+        if own is None:
+            raise ValueError(
+                "this model's context comes from its own denoising pass (context_source='denoiser'): "
+                "frames it did not make can't enter its cache"
+            )
+        return own
+
     @property
     def context_from_denoiser(self) -> bool:
         """True when finished chunks enter the cache as the denoiser's own keys/values."""

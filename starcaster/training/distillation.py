@@ -96,39 +96,31 @@ def teacher_rollout(ctx: StepContext, batch: Batch, sink: Sink) -> tuple[torch.T
     return rollout.shared, chunks
 
 
-def context_entry(unet: STARCasterUNet, batch: Batch, frames: slice, done: torch.Tensor, own: dict | None) -> dict:
-    """What the finished chunk ``done`` ``[B, F, C, h, w]`` adds to ``unet``'s cache (with its graph where
-    grad is on): its reference encoder's keys/values of the frames, or for ``context_source="denoiser"``
-    models ``own``, the keys/values of the chunk's own last denoising step (gradients then flow back
-    through the chunks, as at inference nothing else writes the cache)."""
-    if unet.context_from_denoiser:
-        if own is None:  # on-policy: frames the model did not make can't enter such a cache
-            raise ValueError("a context_source='denoiser' model can't be a teacher given another model's frames")
-        return own
-    conditions = unet.encode_conditions(batch.identity, batch.audio[:, frames], batch.views[:, frames])
-    return unet.encode_context(done, conditions)
-
-
 def predicted_chunk(
     unet: STARCasterUNet,
     ctx: StepContext,
-    batch: Batch,
     sink: Sink,
     cache: KVCache,
+    conditions: torch.Tensor,
     frames: slice,
     noise: torch.Tensor,
     own: dict | None = None,
 ) -> torch.Tensor:
-    """``unet``'s x0 for ``frames`` (with its graph where grad is on), attending to ``cache`` (the portrait +
-    the previous chunks), starting from ``noise`` ``[B, 1, C, h, w]``; ``own`` receives the chunk's keys/values."""
+    """``unet``'s x0 for ``frames`` (with its graph where grad is on) under its ``conditions`` ``[B·F, N, D]``,
+    attending to ``cache`` (the portrait + the previous chunks), starting from ``noise`` ``[B, 1, C, h, w]``;
+    ``own`` receives the chunk's keys/values."""
     stage = ctx.stage
-    conditions = unet.encode_conditions(batch.identity, batch.audio[:, frames], batch.views[:, frames])
     start = noise.expand(-1, frames.stop - frames.start, -1, -1, -1)
     prediction, _ = denoise_steps(
         unet, ctx.scheduler, start, conditions, cache, stage.num_inference_steps, reference=sink.latents,
         gradient_step=stage.num_inference_steps - 1, own_context=own,
     )  # fmt: skip
     return prediction
+
+
+def chunk_conditions(unet: STARCasterUNet, batch: Batch, frames: slice) -> torch.Tensor:
+    """``unet``'s condition tokens ``[B·F, N, D]`` for ``batch``'s ``frames``."""
+    return unet.encode_conditions(batch.identity, batch.audio[:, frames], batch.views[:, frames])
 
 
 def portrait_cache(unet: STARCasterUNet, ctx: StepContext, sink: Sink) -> KVCache:
@@ -151,19 +143,22 @@ def distill_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
     total, parts = 0.0, {"mse": 0.0}
     for k in range(stage.rollout_chunks):
         frames = slice(k * stage.chunk_length, (k + 1) * stage.chunk_length)
+        conditions = chunk_conditions(student, batch, frames)  # also what the chunk's cache entry is encoded with
         kept = {} if student.context_from_denoiser else None
-        prediction = predicted_chunk(student, ctx, batch, sink, cache, frames, noise, kept)
+        prediction = predicted_chunk(student, ctx, sink, cache, conditions, frames, noise, kept)
         if own:
             with torch.no_grad():
-                target = predicted_chunk(teacher, ctx, batch, sink, teacher_cache, frames, noise)
+                teacher_conditions = chunk_conditions(teacher, batch, frames)
+                target = predicted_chunk(teacher, ctx, sink, teacher_cache, teacher_conditions, frames, noise)
         else:
             target = targets[k]
         done = (prediction if own else target).detach()  # the frames the next chunk follows
         if k + 1 < stage.rollout_chunks:
-            cache.append(context_entry(student, batch, frames, done, kept))
+            # an own-context student's entry keeps its graph: a chunk's loss trains the passes before it
+            cache.append(student.context_entry(done, conditions, kept))
             if own:
                 with torch.no_grad():
-                    teacher_cache.append(context_entry(teacher, batch, frames, done, None))
+                    teacher_cache.append(teacher.context_entry(done, teacher_conditions))
         loss = diffusion_loss(prediction, target, batch.weights[:, frames])
         parts["mse"] += loss.item() / stage.rollout_chunks
         if stage.lip_weight > 0 and ctx.lip_expert is not None:

@@ -18,9 +18,9 @@ from starcaster.training.step_context import StepContext
 NARROW = {"block_out_channels": (8, 16), "attention_heads": 1, "norm_num_groups": 4}
 
 
-def _teacher() -> STARCasterUNet:
+def _teacher(**changes) -> STARCasterUNet:
     torch.manual_seed(0)
-    teacher = STARCasterUNet(**{**get_preset("tiny").unet, "reference_concat": True})
+    teacher = STARCasterUNet(**{**get_preset("tiny").unet, "reference_concat": True, **changes})
     with torch.no_grad():  # zero-initialised parts (age embeddings, reference channels) made to matter
         for name, param in teacher.named_parameters():
             if "age_embedding" in name or name == "backbone.conv_in.weight":
@@ -28,10 +28,10 @@ def _teacher() -> STARCasterUNet:
     return teacher.eval().requires_grad_(False)
 
 
-def _batch(batch: int = 2, frames: int = 6) -> Batch:
+def _batch(batch: int = 2, frames: int = 6, latent_channels: int | None = None) -> Batch:
     cfg = get_preset("tiny").unet
     g = torch.Generator().manual_seed(1)
-    shape = (cfg["latent_channels"], cfg["sample_size"], cfg["sample_size"])
+    shape = (latent_channels or cfg["latent_channels"], cfg["sample_size"], cfg["sample_size"])
     return Batch(
         latents=torch.randn(batch, frames, *shape, generator=g),
         pixels=torch.zeros(batch, frames, 3, 32, 32),

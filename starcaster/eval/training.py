@@ -237,12 +237,19 @@ def regressor_accuracy(
 ) -> dict[str, float]:
     x = to_input(frames)
     predicted_mouth = mouth(x)[:, 0].numpy()
-    predicted_view = pose.degrees(x).numpy()
     return {
         "mouth_open_mae": float(np.abs(predicted_mouth - state.mouth_open).mean()),
         "mouth_open_corr": float(np.corrcoef(predicted_mouth, state.mouth_open)[0, 1]),
-        "azimuth_mae_deg": float(np.abs(predicted_view[:, 0] - state.azimuth).mean()),
-        "elevation_mae_deg": float(np.abs(predicted_view[:, 1] - state.elevation).mean()),
+    } | view_accuracy(pose, x, state)
+
+
+@torch.no_grad()
+def view_accuracy(pose: PoseRegressor, x: torch.Tensor, state: FrameState) -> dict[str, float]:
+    """Mean absolute azimuth / elevation error (degrees) of ``pose`` on inputs ``x`` rendered at ``state``."""
+    predicted = pose.degrees(x).numpy()
+    return {
+        "azimuth_mae_deg": float(np.abs(predicted[:, 0] - state.azimuth).mean()),
+        "elevation_mae_deg": float(np.abs(predicted[:, 1] - state.elevation).mean()),
     }
 
 
@@ -291,15 +298,40 @@ def identity_accuracy(model: IdentityExpert, frames: np.ndarray, labels: np.ndar
 # ---------------------------------------------------------------- entry point
 
 
+def _stills(config: ExpertTrainConfig, rng: np.random.Generator):
+    """Training stills as model input ``[N, 3, 64, 64]`` with their mouth and view targets ``[N, 2]``."""
+    frames, state = render_stills(rng, config.stills, "train", config.render)
+    mouth_targets = torch.from_numpy(np.stack([state.mouth_open, state.lip_round], -1))
+    view_targets = torch.from_numpy(np.stack([state.azimuth / AZIMUTH_SCALE, state.elevation / ELEVATION_SCALE], -1))
+    return to_input(frames), mouth_targets, view_targets
+
+
+def _save_report(report: dict, config: ExpertTrainConfig, start: float) -> None:
+    report["train_minutes"] = (time.perf_counter() - start) / 60
+    summary = {**report, "config": {k: str(v) for k, v in asdict(config).items() if k != "out"}}
+    (config.out / "accuracy.json").write_text(json.dumps(summary, indent=1))
+
+
+def train_pose_expert(config: ExpertTrainConfig) -> dict[str, float]:
+    """Only the pose regressor, into ``config.out`` with its held-out error: the view loss's expert
+    (training/recipe.py ``VIEW_EXPERT_DIR``), trained with another seed than the evaluation's."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    x, _, view_targets = _stills(config, rng)
+    pose = train_regressor(PoseRegressor(), x, view_targets, config, "pose")
+    save_expert(pose, "pose", config.out)
+    held_frames, held_state = render_stills(rng, config.held_out, "val", config.render)
+    report = view_accuracy(pose, to_input(held_frames), held_state)
+    _save_report(report, config, start)
+    return report
+
+
 def train_experts(config: ExpertTrainConfig | None = None) -> dict[str, float]:
     """Train all four experts, save them to ``config.out`` with their held-out accuracy (``accuracy.json``)."""
     config = config or ExpertTrainConfig()
     start = time.perf_counter()
     rng = np.random.default_rng(config.seed)
-    frames, state = render_stills(rng, config.stills, "train", config.render)
-    x = to_input(frames)
-    mouth_targets = torch.from_numpy(np.stack([state.mouth_open, state.lip_round], -1))
-    view_targets = torch.from_numpy(np.stack([state.azimuth / AZIMUTH_SCALE, state.elevation / ELEVATION_SCALE], -1))
+    x, mouth_targets, view_targets = _stills(config, rng)
     mouth = train_regressor(MouthRegressor(), x, mouth_targets, config, "mouth")
     pose = train_regressor(PoseRegressor(), x, view_targets, config, "pose")
     save_expert(mouth, "mouth", config.out)
@@ -315,13 +347,19 @@ def train_experts(config: ExpertTrainConfig | None = None) -> dict[str, float]:
     held_seeds = IDENTITY_RANGES["val"][0] + rng.choice(50_000, 40, replace=False)
     report |= identity_accuracy(identity, *identity_views(rng, held_seeds, 8, config.render), views=8)
     save_expert(identity, "identity", config.out)
-    report["train_minutes"] = (time.perf_counter() - start) / 60
-    summary = {**report, "config": {k: str(v) for k, v in asdict(config).items() if k != "out"}}
-    (config.out / "accuracy.json").write_text(json.dumps(summary, indent=1))
+    _save_report(report, config, start)
     return report
 
 
 if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train the SynthTalk experts (all four, or only the pose regressor).")
+    parser.add_argument("--pose-only", action="store_true", help="only the pose regressor (the view loss's expert)")
+    parser.add_argument("--seed", type=int, default=ExpertTrainConfig.seed)
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    for key, value in train_experts().items():
+    config = ExpertTrainConfig(seed=args.seed, out=args.out)
+    for key, value in (train_pose_expert if args.pose_only else train_experts)(config).items():
         logger.info("%s = %.4f", key, value)

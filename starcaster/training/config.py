@@ -28,6 +28,7 @@ STAGE_ORDER = (
     "distill",
     "on_policy",
     "own_context",
+    "live_view",
     "refiner",
 )
 
@@ -132,6 +133,7 @@ class StageConfig:
     trainable: str = "all"  # "all" | "view" (camera stream + self-attention only)
     lip_weight: float = 0.0  # weight of the lip-reading loss (mouth expert on decoded frames)
     identity_weight: float = 0.0  # weight of the identity loss (frozen identity encoder on decoded frames)
+    view_weight: float = 0.0  # weight of the view loss (a frozen pose regressor on decoded frames, per degree)
     reference_concat: bool = False  # give the UNet pixel-aligned reference channels (zero-initialised)
     motion_weight: float = 4.0  # extra loss weight where ground-truth frames move (the mouth)
     drop_identity: float = 0.1
@@ -166,6 +168,9 @@ class RecipeConfig:
     # eval/syncnet.py; ``lip_expert_weights``: a converted folder or Hub repo id, default LatentSync's)
     lip_expert: str = "mouth"
     lip_expert_weights: str | None = None
+    # the view loss's pose regressor: a folder holding ``pose.safetensors`` (default: training/view_expert/,
+    # SynthTalk's regressor trained apart from the evaluation's, so the metric does not grade its own teacher)
+    view_expert_weights: Path | None = None
     # changes to the preset's UNet settings for a fresh model, e.g. {audio_extractor: wav2vec2,
     # audio_model: <folder>, audio_n_mels: <its hidden size>}
     unet_overrides: dict = field(default_factory=dict)
@@ -203,7 +208,7 @@ def load_config(path: str | Path, **overrides) -> RecipeConfig:
     raw["stages"] = [_build(StageConfig, s) for s in raw.get("stages", [])]
     for key in ("data", "out"):
         raw[key] = Path(raw.get(key, getattr(RecipeConfig, key, "")))
-    for key in ("init_from", "components_from"):
+    for key in ("init_from", "components_from", "view_expert_weights"):
         if raw.get(key):
             raw[key] = Path(raw[key])
     return _build(RecipeConfig, raw)

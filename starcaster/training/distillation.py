@@ -18,8 +18,9 @@ One step (``distill_step``):
    with gradients (so denoiser, reference encoder and condition projectors all learn: teacher
    forcing along the teacher's trajectory) — or, for a ``context_source="denoiser"`` student, the
    keys/values of its own passes over the previous chunks, as it will have at inference;
-3. loss: motion-weighted MSE to the teacher's chunk (+ the lip-reading loss against the ground
-   truth when ``lip_weight`` > 0).
+3. loss: motion-weighted MSE to the teacher's chunk (``losses.chunk_loss`` with the teacher's
+   target; + the lip-reading loss against the ground truth when ``lip_weight`` > 0, + the view loss
+   when ``view_weight`` > 0: a pose regressor must read the requested camera in the decoded chunk).
 
 With ``on_policy_prob`` > 0 a share of steps instead rolls the *student* out on its own frames
 (no gradient through the context it wrote, as in self-forcing) and the target of each chunk is
@@ -43,7 +44,7 @@ from ..models.rollout import Rollout, Sink
 from ..models.sampling import denoise_steps
 from ..models.unet import STARCasterUNet
 from .batches import Batch, encode_latents, portrait_pixels
-from .losses import decode, diffusion_loss, lip_reading_loss
+from .losses import chunk_loss
 from .step_context import StepContext
 
 PROJECTORS = ("identity_proj", "audio_proj", "camera_proj")
@@ -140,7 +141,7 @@ def distill_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
     cache = portrait_cache(student, ctx, sink)
     with torch.no_grad():
         teacher_cache = portrait_cache(teacher, ctx, sink) if own else None
-    total, parts = 0.0, {"mse": 0.0}
+    total, parts = 0.0, {}
     for k in range(stage.rollout_chunks):
         frames = slice(k * stage.chunk_length, (k + 1) * stage.chunk_length)
         conditions = chunk_conditions(student, batch, frames)  # also what the chunk's cache entry is encoded with
@@ -159,11 +160,8 @@ def distill_step(ctx: StepContext, batch: Batch) -> tuple[torch.Tensor, dict]:
             if own:
                 with torch.no_grad():
                     teacher_cache.append(teacher.context_entry(done, teacher_conditions))
-        loss = diffusion_loss(prediction, target, batch.weights[:, frames])
-        parts["mse"] += loss.item() / stage.rollout_chunks
-        if stage.lip_weight > 0 and ctx.lip_expert is not None:
-            lip = lip_reading_loss(ctx, decode(ctx, prediction), batch.pixels[:, frames])
-            loss = loss + stage.lip_weight * lip
-            parts["lip"] = parts.get("lip", 0.0) + lip.item() / stage.rollout_chunks
+        loss, chunk_parts = chunk_loss(ctx, prediction, batch, frames, target)
+        for name, value in chunk_parts.items():
+            parts[name] = parts.get(name, 0.0) + value / stage.rollout_chunks
         total = total + loss / stage.rollout_chunks
     return total, parts

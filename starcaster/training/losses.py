@@ -1,5 +1,6 @@
 """The video model's training losses: motion-weighted x0 regression, the perceptual lip-reading
-loss (the paper's audio-visual sync signal) and the soft identity loss, on one predicted chunk."""
+loss (the paper's audio-visual sync signal), the soft identity loss and the view loss, on one
+predicted chunk."""
 
 from __future__ import annotations
 
@@ -47,14 +48,31 @@ def identity_loss(ctx: StepContext, decoded: torch.Tensor, identity: torch.Tenso
     return (1 - F.cosine_similarity(encoder(frames).float(), target.float(), dim=-1)).mean()
 
 
-def chunk_loss(ctx: StepContext, prediction: torch.Tensor, batch: Batch, frames: slice) -> tuple[torch.Tensor, dict]:
-    """The stage's weighted sum of losses on ``prediction`` ``[B, F, C, h, w]`` of ``batch``'s ``frames``."""
+def view_loss(ctx: StepContext, decoded: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+    """View loss: a frozen pose regressor must read the conditioning camera in every generated frame.
+
+    ``decoded`` ``[B·F, 3, H, W]``, ``views`` ``[B, F, 2]`` (azimuth, elevation in degrees). Huber in
+    degrees with a 1° knee (below it the regressor's own error, ≈ 1.5° on real renders, is noise).
+    The latent regression weighs the mouth, where frames move; a head turned 3° too little moves few
+    pixels, so this is the signal that keeps a distilled student's camera where it was asked.
+    """
+    frames = F.interpolate(decoded, size=(64, 64), mode="area") if decoded.shape[-1] != 64 else decoded
+    return F.smooth_l1_loss(ctx.view_expert.degrees(frames), views.flatten(0, 1).float(), beta=1.0)
+
+
+def chunk_loss(
+    ctx: StepContext, prediction: torch.Tensor, batch: Batch, frames: slice, target: torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict]:
+    """The stage's weighted sum of losses on ``prediction`` ``[B, F, C, h, w]`` of ``batch``'s ``frames``;
+    ``target``: the latents to regress (default the data's; a distilled student's: its teacher's)."""
     stage = ctx.stage
-    loss = diffusion_loss(prediction, batch.latents[:, frames], batch.weights[:, frames])
+    target = batch.latents[:, frames] if target is None else target
+    loss = diffusion_loss(prediction, target, batch.weights[:, frames])
     parts = {"mse": loss.item()}
     use_lip = stage.lip_weight > 0 and ctx.lip_expert is not None
     use_identity = stage.identity_weight > 0 and ctx.identity_encoder is not None
-    decoded = decode(ctx, prediction) if use_lip or use_identity else None
+    use_view = stage.view_weight > 0 and ctx.view_expert is not None
+    decoded = decode(ctx, prediction) if use_lip or use_identity or use_view else None
     if use_lip:
         lip = lip_reading_loss(ctx, decoded, batch.pixels[:, frames])
         loss = loss + stage.lip_weight * lip
@@ -63,4 +81,8 @@ def chunk_loss(ctx: StepContext, prediction: torch.Tensor, batch: Batch, frames:
         ident = identity_loss(ctx, decoded, batch.identity)
         loss = loss + stage.identity_weight * ident
         parts["identity"] = ident.item()
+    if use_view:
+        view = view_loss(ctx, decoded, batch.views[:, frames])
+        loss = loss + stage.view_weight * view
+        parts["view"] = view.item()
     return loss, parts

@@ -140,6 +140,20 @@ def _lip_expert(cfg: RecipeConfig, stage: StageConfig, device: torch.device):
     return load_expert("mouth").to(device)
 
 
+VIEW_EXPERT_DIR = Path(__file__).parent / "view_expert"
+
+
+def _view_expert(cfg: RecipeConfig, stage: StageConfig, device: torch.device):
+    """The frozen pose regressor of the view loss (``view_expert_weights``, default ``VIEW_EXPERT_DIR``:
+    trained by ``python -m starcaster.eval.training --pose-only`` with its own seed and renders, so the
+    evaluation's pose expert, which grades view error, is not the network training optimised against)."""
+    if stage.view_weight <= 0:
+        return None
+    from ..eval.experts import load_expert
+
+    return load_expert("pose", cfg.view_expert_weights or VIEW_EXPERT_DIR).to(device)
+
+
 def local_rows(sample: dict, rank: int, world: int) -> dict:
     """This process's rows of a collated global batch (arrays and lists alike)."""
     if world == 1:
@@ -198,6 +212,7 @@ def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder, prior=None) -> STARC
     lip_expert = _lip_expert(cfg, stage, device)
     teacher = _teacher(cfg, index).to(device) if stage.kind == "distill" else None
     ctx = StepContext(unet, scheduler, vae, stage, rng, lip_expert, identity_encoder, teacher, prior, rank, world)
+    ctx.view_expert = _view_expert(cfg, stage, device)
     step_fn = STEPS[stage.kind]
     settings = LoopSettings(
         stage.steps, stage.lr, cfg.bf16, cfg.ema_decay, cfg.grad_clip, cfg.log_every, cfg.save_every, stage.max_minutes

@@ -31,6 +31,7 @@ class StepContext:
     prior: torch.nn.Module | None = None  # the identity prior: ``distill``'s identity-only portraits
     rank: int = 0  # data parallel: this process holds rows [rank·B, (rank+1)·B) of the global batch
     world: int = 1
+    view_expert: torch.nn.Module | None = None  # frozen pose regressor of the view loss
 
     def local(self, values):
         """This process's rows of per-sample random values drawn for the whole global batch."""

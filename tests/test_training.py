@@ -323,6 +323,7 @@ def test_distill_stages_make_a_lighter_student_and_refiner(trained, tiny_data, t
         {**stage, "name": "distill", "student": narrow},
         {**stage, "name": "own", "on_policy_prob": 1.0},
         {**stage, "name": "live", "on_policy_prob": 0.5, "student": {"context_source": "denoiser"}},
+        {**stage, "name": "live_view", "on_policy_prob": 0.5, "view_weight": 0.05},  # the view loss's expert loads
     ]
     recipe["refiner"] = dict(steps=2, batch_size=4, windows=4, rollout_batch=2, chunks=2, chunk_length=2)
     recipe["refiner"] |= dict(rollout_steps=1, channels=[4, 8], teacher=str(teacher / "refiner"))
@@ -336,8 +337,9 @@ def test_distill_stages_make_a_lighter_student_and_refiner(trained, tiny_data, t
     assert pipe.refiner.config.channels == [4, 8] and pipe.unet.context_from_denoiser
     own = STARCasterUNet.from_pretrained(run_dir / "own" / "final")
     assert own.config.context_source == "reference"  # the stage before: the same student, reference context
-    for name in ("distill", "own", "live"):
+    for name in ("distill", "own", "live", "live_view"):
         assert len((run_dir / name / "log.csv").read_text().strip().splitlines()) == 3  # header + 2 steps
+    assert "view" in (run_dir / "live_view" / "log.csv").read_text().splitlines()[0].split(",")
     pairs = np.load(run_dir / "refiner" / "pairs.npz")  # targets: the teacher refiner's output, not the truth
     refiner = FrameRefiner.from_pretrained(teacher / "refiner")
     generated = to_pixels(torch.from_numpy(pairs["generated"]).flatten(0, 1))

@@ -47,7 +47,7 @@ from .models.refiner import FrameRefiner, TemporalRefinement
 from .models.rollout import NoiseSource, Rollout, Sink
 from .models.sampling import Guidance
 from .models.unet import STARCasterUNet
-from .models.weight_storage import align_weights
+from .models.weight_storage import align_weights, channels_last_weights
 from .pipeline_output import ChunkOutput, STARCasterPipelineOutput
 from .pixels import to_pixels, to_uint8
 from .request import GenerationRequest, check_option, check_request, options_docstring
@@ -194,6 +194,9 @@ class STARCasterPipeline(DiffusionPipeline):
         for component in pipe.components.values():
             if isinstance(component, torch.nn.Module):
                 align_weights(component)  # outputs depend on the weights' values, not the file's layout
+        for component in (pipe.unet, pipe.refiner):  # the per-chunk models
+            if component is not None and component.device.type == "cpu":
+                channels_last_weights(component)
         return pipe
 
     # -- settings derived from the checkpoint -------------------------------------------

@@ -6,7 +6,7 @@ blobs, so a clone without git-lfs (CI) still gets real files; pushing its *histo
 would therefore be refused. Instead the Space gets one commit, made through the Hub API, of
 the files git tracks here (``git ls-files``: no caches, venvs or secrets; not the training states
 of ``training-states/``, which only training reads, and of ``checkpoints/`` only the checkpoint the
-app serves, ``starcaster.BUNDLED_CHECKPOINT``: the opt-in live student stays out) plus the
+app serves, ``starcaster.BUNDLED_CHECKPOINT``: the opt-in teacher stays out) plus the
 Space's own ``.gitattributes`` (``deploy/space.gitattributes``: every binary type through
 LFS); ``create_commit`` uploads binaries through LFS/Xet itself. ``include_weights=False``
 leaves ``checkpoints/`` out: the Space then loads ``starcaster.HUB_CHECKPOINT`` from the model

@@ -86,7 +86,7 @@ def test_deploy_commits_exactly_the_tracked_files_and_the_space_attributes(monke
     assert any(p.startswith("training-states/") for p in tracked) and any(p.startswith(served) for p in tracked)
     assert any(
         p.startswith("checkpoints/") and not p.startswith(served) for p in tracked
-    )  # the opt-in live student: left out
+    )  # the opt-in teacher: left out
     assert set(added) == expected and deleted == ["old_file.py"]
     assert Path(added[".gitattributes"].path_or_fileobj) == ROOT / SPACE_GITATTRIBUTES
     assert "Deployed: https://huggingface.co/spaces/someone/starcaster-demo/commit/" in capsys.readouterr().out

@@ -218,13 +218,13 @@ def test_push_reports_a_refused_upload_in_one_line(source, tmp_path, monkeypatch
     "checkpoint, spec",
     [
         (BUNDLED_CHECKPOINT, HUB_CHECKPOINT),
-        ("checkpoints/starcaster-synth-live", "starcaster/starcaster-synth-live@run10"),
+        ("checkpoints/starcaster-synth", "starcaster/starcaster-synth@run8"),
     ],
-    ids=["bundled", "live"],
+    ids=["bundled", "teacher"],
 )
 def test_the_checkpoints_model_cards_are_the_generated_ones(checkpoint, spec):
     """checkpoints/*/README.md are regenerated, not hand-edited: each is the command's output from its
-    notes (docs/model_cards/<folder name>.md) — the bundled model's and its live student's."""
+    notes (docs/model_cards/<folder name>.md) — the bundled live model's and its teacher's."""
     folder = ROOT / checkpoint
     notes = load_notes(ROOT / "docs" / "model_cards" / f"{folder.name}.md")
     repo_id, revision = spec.split("@")

@@ -1,4 +1,5 @@
-"""Pin the bundled checkpoint's outputs on fixed seeds, to prove a refactor changes nothing.
+"""Pin the teacher checkpoint's outputs on fixed seeds, to prove a refactor changes nothing (the teacher,
+not the live bundle: it runs every context mode, recompute too).
 
 ``--record`` writes every case's uint8 frames and clean latents to an npz; ``--check`` runs the
 same cases again and prints each case's largest absolute difference (0 = bit-identical).

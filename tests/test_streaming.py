@@ -184,7 +184,7 @@ def test_stream_segment_keeps_its_audio_exactly(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_cli_stopped_mid_run_leaves_no_file(tiny_checkpoint, tmp_path, identity_vector, sig):
-    sf.write(tmp_path / "speech.wav", _speech(40.0), 16_000)
+    sf.write(tmp_path / "speech.wav", _speech(180.0), 16_000)  # long enough to still be running at the signal
     np.save(tmp_path / "identity.npy", identity_vector)
     out_dir = tmp_path / "out"
     out_dir.mkdir()

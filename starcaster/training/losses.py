@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..eval.experts import INPUT_SIZE
 from .batches import Batch
 from .step_context import StepContext
 
@@ -52,11 +53,12 @@ def view_loss(ctx: StepContext, decoded: torch.Tensor, views: torch.Tensor) -> t
     """View loss: a frozen pose regressor must read the conditioning camera in every generated frame.
 
     ``decoded`` ``[B·F, 3, H, W]``, ``views`` ``[B, F, 2]`` (azimuth, elevation in degrees). Huber in
-    degrees with a 1° knee (below it the regressor's own error, ≈ 1.5° on real renders, is noise).
+    degrees with a 1° knee (below it the regressor's own error, ≈ 1.5° on clean renders, is noise).
     The latent regression weighs the mouth, where frames move; a head turned 3° too little moves few
     pixels, so this is the signal that keeps a distilled student's camera where it was asked.
     """
-    frames = F.interpolate(decoded, size=(64, 64), mode="area") if decoded.shape[-1] != 64 else decoded
+    size = (INPUT_SIZE, INPUT_SIZE)
+    frames = decoded if decoded.shape[-2:] == size else F.interpolate(decoded, size=size, mode="area")
     return F.smooth_l1_loss(ctx.view_expert.degrees(frames), views.flatten(0, 1).float(), beta=1.0)
 
 

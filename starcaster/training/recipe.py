@@ -211,8 +211,10 @@ def _fit_stage(cfg: RecipeConfig, index: int, vae, encoder, prior=None) -> STARC
     rank, world = process_slot()
     lip_expert = _lip_expert(cfg, stage, device)
     teacher = _teacher(cfg, index).to(device) if stage.kind == "distill" else None
-    ctx = StepContext(unet, scheduler, vae, stage, rng, lip_expert, identity_encoder, teacher, prior, rank, world)
-    ctx.view_expert = _view_expert(cfg, stage, device)
+    view_expert = _view_expert(cfg, stage, device)
+    ctx = StepContext(
+        unet, scheduler, vae, stage, rng, lip_expert, identity_encoder, teacher, prior, rank, world, view_expert
+    )
     step_fn = STEPS[stage.kind]
     settings = LoopSettings(
         stage.steps, stage.lr, cfg.bf16, cfg.ema_decay, cfg.grad_clip, cfg.log_every, cfg.save_every, stage.max_minutes

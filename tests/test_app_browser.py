@@ -185,6 +185,18 @@ def _live_state(driver):
     )
 
 
+def _visible_on_top(driver, selector: str) -> bool:
+    """Whether the element under the centre of ``selector`` is that element: no overlay (e.g. a progress
+    bar) covers it, so a person sees it."""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); if (!e) return false;"
+        "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+        "const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);"
+        "return top === e || e.contains(top);",
+        selector,
+    )
+
+
 def _fetch(driver, selector: str) -> bytes:
     import urllib.request
 
@@ -228,6 +240,7 @@ def test_live_playback_starts_before_generation_ends_and_the_camera_follows_the_
     first_motion = time.perf_counter() - pressed
     progress = re.search(r"(\d+)/(\d+) frames", playing[1])  # the progress overlay, or the status line
     assert playing[1].startswith("Generating") or (progress and int(progress[1]) < int(progress[2])), playing
+    assert _visible_on_top(driver, "#live-video video")  # the progress bar is elsewhere: the player is seen
     _set_slider(driver, "azimuth", 45)  # steer mid-stream
     _wait(driver, lambda d: _live_state(d)[1].startswith("Done:"), 300, "the end of generation")
     record = json.loads(_fetch(driver, "#settings-file a"))

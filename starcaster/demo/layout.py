@@ -64,23 +64,20 @@ def create_demo(
             with gr.Column(scale=5):
                 outputs = _outputs()
         settings = [audio, *controls]
+        # the progress bar on the finished-video slot only: on every output it would cover the live player
+        running = dict(concurrency_id="generate", concurrency_limit=concurrency_limit, show_progress_on=outputs[1])
         ui_event = run_btn.click(
             app.generate_ui,
             inputs=[mode, ids["portrait"], ids["identity"], ids["fv_kind"], ids["fv_source"], ids["fv_portrait"]]
             + settings,
             outputs=outputs,
             api_visibility="private",
-            concurrency_id="generate",
-            concurrency_limit=concurrency_limit,
+            **running,
         )
         api_event = api_btn.click(
-            app.generate,
-            inputs=[ids["portrait"], ids["identity"], *settings],
-            outputs=outputs,
-            api_name="generate",
-            concurrency_id="generate",
-            concurrency_limit=concurrency_limit,
-        )
+            app.generate, inputs=[ids["portrait"], ids["identity"], *settings], outputs=outputs, api_name="generate",
+            **running,
+        )  # fmt: skip
         stop_btn.click(None, cancels=[ui_event, api_event], api_visibility="private")
         _wire_steering(app, controls)
         _wire_live(app, ids, controls, outputs)

@@ -78,7 +78,8 @@ def dequantize_state_dict(state: MutableMapping[str, torch.Tensor]) -> MutableMa
 
 
 class Int8StorageMixin:
-    """Lets a diffusers ``ModelMixin`` load weights saved by ``quantize_state_dict`` (see module docstring).
+    """Lets a diffusers ``ModelMixin`` load weights saved by ``quantize_state_dict`` (see module docstring),
+    and save weights held channels-last (``channels_last_weights``) in the standard layout.
 
     Only non-sharded weight files pass through this hook in diffusers; the bundled components
     are a few MB each, far below the shard size.

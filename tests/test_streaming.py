@@ -171,17 +171,6 @@ def test_a_failing_chunk_is_raised_in_the_consumer(tiny_pipe, identity_vector, m
         tiny_pipe(_speech(0.5), identity_embedding=identity_vector, **FAST)
 
 
-def test_stream_segment_keeps_its_audio_exactly(tmp_path):
-    from gradio.components.video import decode_file_to_pcm
-
-    from starcaster.video import encode_segment
-
-    frames = np.random.default_rng(0).integers(0, 255, (12, 64, 64, 3), dtype=np.uint8)
-    path = encode_segment(tmp_path / "piece.mp4", frames, 25, _speech(12 / 25))
-    assert len(decode_file_to_pcm(str(path), 16_000, 1)) // 2 == 12 * 16_000 // 25  # no AAC padding or trimming
-    assert [p.name for p in tmp_path.iterdir()] == ["piece.mp4"]
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_cli_stopped_mid_run_leaves_no_file(tiny_checkpoint, tmp_path, identity_vector, sig):
     sf.write(tmp_path / "speech.wav", _speech(180.0), 16_000)  # long enough to still be running at the signal
@@ -192,7 +181,13 @@ def test_cli_stopped_mid_run_leaves_no_file(tiny_checkpoint, tmp_path, identity_
     args += ["--audio", str(tmp_path / "speech.wav"), "--embedding", str(tmp_path / "identity.npy")]
     args += ["--out", str(out_dir / "talk.mp4"), "--fps", "25"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # As from a terminal: a suite started in the background (`pytest &`, nohup) ignores SIGINT, the
+    # child would inherit that and Python would leave Ctrl-C ignored. A handled signal is reset on exec.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     deadline = time.monotonic() + 120
     while not list(out_dir.glob(".*partial*")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)

@@ -6,9 +6,9 @@ The client plays speech into the app's live handler (``DemoApp.live_step``, the 
 page's microphone stream calls) in pieces of ``--piece`` seconds at real-time pace, exactly as
 the browser would send them, and records for every frame the time from the moment its audio
 had been sent to the moment the piece holding it is ready for the page: returned by the handler
-and re-muxed by Gradio's streaming ``gr.Video`` (``stream_output``, on a worker thread of its own
-while the microphone keeps sending; ``--no-gradio`` stops the clock at the handler's return). The
-figures exclude only the network hop and the browser's player buffer.
+and taken by the app's live player (``live_stream.live_video``'s ``stream_output``, on a worker thread of
+its own while the microphone keeps sending; ``--no-gradio`` stops the clock at the handler's
+return). The figures exclude only the network hop and the browser's player buffer.
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ from starcaster import BUNDLED_CHECKPOINT  # noqa: E402  (after the path: the re
 
 
 class _Page:
-    """Where the handler's pieces go: straight to ``returned`` (``--no-gradio``), or first through Gradio's
-    re-mux (``stream_output``) on a worker thread of its own, as in the server, while the microphone sends."""
+    """Where the handler's pieces go: straight to ``returned`` (``--no-gradio``), or first through the live
+    player's ``stream_output`` on a worker thread of its own, as in the server, while the microphone sends."""
 
     def __init__(self, through_gradio: bool):
-        import gradio as gr
+        from starcaster.demo.live_stream import live_video
 
         self.returned: list[tuple[int, float]] = []  # (frames returned so far, time)
-        self.player = gr.Video(streaming=True) if through_gradio else None
+        self.player = live_video() if through_gradio else None
         self.frames = 0
         self._queue: queue.Queue = queue.Queue()
         self._held = tempfile.mkdtemp()
@@ -51,11 +51,12 @@ class _Page:
             self._worker.start()
 
     def deliver(self, segment) -> None:
-        import imageio_ffmpeg
+        import av
 
         if not isinstance(segment, str):
             return
-        self.frames += imageio_ffmpeg.count_frames_and_secs(segment)[0]
+        with av.open(segment) as piece:
+            self.frames += sum(1 for p in piece.demux(video=0) if p.size)
         if self.player is None:
             self.returned.append((self.frames, time.perf_counter()))
             return
@@ -122,7 +123,9 @@ def main() -> None:
     parser.add_argument("--piece", type=float, default=None, help="seconds per microphone piece (default: the app's)")
     parser.add_argument("--out", default=None)
     parser.add_argument(
-        "--no-gradio", action="store_true", help="time up to the handler's return, without Gradio's per-piece re-mux"
+        "--no-gradio",
+        action="store_true",
+        help="time up to the handler's return, without the live player's stream_output",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

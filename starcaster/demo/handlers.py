@@ -31,7 +31,7 @@ from .checkpoint import CheckpointInfo
 from .guards import MAX_SEED, checked_seed, fail, next_or_error, reported, user_error
 from .live_player import LIVE_LEAD_S, Pacer, Segments
 from .microphone import MicrophoneHandlers
-from .serving import can_stream, gpu, gpu_seconds
+from .serving import gpu, gpu_seconds
 
 FV_KINDS = ["sweep (one instant, many views)", "orbit video"]
 FV_SOURCES = ["a portrait", "the identity from the 'From an identity' tab"]
@@ -55,9 +55,7 @@ class DemoApp(MicrophoneHandlers):
         self.generate_on_gpu = gpu(self._gpu_duration)(self._chunks)
         self._runs: dict[str, object] = {}  # session → the run it is streaming (steered by the sliders)
         self._live: dict[str, object] = {}  # session → its LiveSession (microphone mode)
-        self._live_dirs: dict[str, Path] = {}
-        self._live_pending: dict[str, list] = {}  # session → finished chunks not yet in a piece
-        self.streaming = can_stream()
+        self._live_segments: dict[str, Segments] = {}  # session → its live player's pieces (and their folder)
 
     # -- files ----------------------------------------------------------------------------
     def _run_dir(self, request: gr.Request | None) -> Path:
@@ -87,7 +85,7 @@ class DemoApp(MicrophoneHandlers):
         if request is not None and (live := self._live.pop(request.session_hash or "", None)) is not None:
             live.close()
             self._runs.pop(request.session_hash, None)
-            shutil.rmtree(self._live_dirs.pop(request.session_hash), ignore_errors=True)
+            shutil.rmtree(self._live_segments.pop(request.session_hash).folder, ignore_errors=True)
         if request is not None and request.session_hash:
             shutil.rmtree(self.work_dir / request.session_hash, ignore_errors=True)
 
@@ -321,7 +319,7 @@ class DemoApp(MicrophoneHandlers):
         started, seed = time.perf_counter(), settings["seed"]
         header = next_or_error(chunks)
         video_path = run_dir / f"starcaster_seed{seed}.mp4"
-        segments = Segments(run_dir, header["fps"], header["audio"])
+        segments = Segments(run_dir, header["fps"])
         progress((0, header["num_frames"]), desc="starting", unit="frames")
         for warning in header["warnings"]:  # e.g. views outside the checkpoint's trained range
             gr.Warning(warning)
@@ -337,12 +335,12 @@ class DemoApp(MicrophoneHandlers):
                 desc = f"chunk {chunk.index + 1}/{chunk.num_chunks} · ETA {eta:.0f} s"
                 progress((done, chunk.total_frames), desc=desc, unit="frames")
                 status = f"Generating… {desc} · frames {chunk.start}–{done - 1} · azimuth {chunk.azimuth[-1]:.0f}°"
-                piece = segments.add(chunk.frames) if self.streaming else None
+                piece = segments.add(chunk.frames, header["audio"])
                 # one update per chunk (a Stop or a dropped client is noticed between yields)
                 yield (str(piece) if piece else gr.skip()), gr.skip(), gr.skip(), gr.skip(), status, seed
                 if piece and paced:
                     pacer.wait(done / header["fps"])
-        last = segments.flush() if self.streaming else None
+        last = segments.add(None, header["audio"], last=True)
         elapsed = time.perf_counter() - started
         views = footer.get("views")
         identity_path, settings_path = self._write_record(

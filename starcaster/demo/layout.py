@@ -20,6 +20,7 @@ from ..request import DEFAULTS, OPTIONS
 from .checkpoint import CheckpointInfo
 from .guards import MAX_SEED, guard_inputs
 from .handlers import FV_KINDS, FV_SOURCES, SWEEP_VIEWS, DemoApp, hair_styles
+from .live_stream import live_video
 from .serving import DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_QUEUE_SIZE, WORK_DIR_PREFIX, remove_stale_work_dirs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -128,8 +129,6 @@ def _header(app: DemoApp) -> None:
             elem_id="random-banner",
         )
     messages = list(app.info.messages)
-    if not app.streaming:
-        messages.append("No system ffmpeg/ffprobe here, so the live player is off: the video appears when it is done.")
     notes = "".join(f"\n\nℹ️ {m}" for m in messages)
     size = app.pipe.image_size
     gr.Markdown(
@@ -359,9 +358,8 @@ def _slider(name: str, label: str, *, high: float | None = None, value=None, ste
 
 
 def _outputs() -> list:
-    live = gr.Video(
+    live = live_video(
         label="Live: plays while later chunks are generated (sliders steer the camera)",
-        streaming=True,
         autoplay=True,
         interactive=False,
         height=300,

@@ -2,8 +2,8 @@
 
 ``MicrophoneHandlers`` is a part of ``DemoApp`` (a mixin: it uses the app's pipeline, lock, work
 folders and the steering registry ``_runs``). Each 0.25 s piece the page's ``gr.Audio`` streams
-goes into the session's ``starcaster.live.LiveSession``; the chunks finished since come back as
-one playable segment with their speech (``video.encode_segment``). Latency is measured in
+goes into the session's ``starcaster.live.LiveSession``; the chunks finished since go into the
+session's live stream (``live_player.Segments``) and come back as its next piece with their speech. Latency is measured in
 docs/performance.md ("Live microphone latency", ``scripts/live_latency.py``).
 """
 
@@ -13,7 +13,7 @@ import gradio as gr
 import numpy as np
 
 from .guards import checked_seed, fail, reported
-from .live_player import SEGMENT_S
+from .live_player import SEGMENT_S, Segments
 
 
 class MicrophoneHandlers:
@@ -50,30 +50,19 @@ class MicrophoneHandlers:
                 generator=torch.Generator().manual_seed(checked_seed(seed)),
             )
         self._live[key], self._runs[key] = session, session.run
-        self._live_dirs[key] = self._run_dir(None)
+        self._live_segments[key] = Segments(self._run_dir(None), session.fps, first_s=SEGMENT_S)
         return session
 
     def _live_segment(self, key: str, session, done: list, final: bool = False) -> tuple:
-        """The chunks finished since the last piece, once they make ``SEGMENT_S`` of video (or at the end).
-
-        Every piece costs the server a re-mux by Gradio (≈ 0.3 CPU-s, docs/app.md): a piece per
-        microphone call (4 a second) fell behind on two cores, so pieces gather half a second."""
-        from ..video import encode_segment
-
+        """The chunks finished since the last piece, once they make ``SEGMENT_S`` of video (or at the end)."""
         latency = np.mean(session.latencies[-25:]) if session.latencies else float("nan")
         status = f"Live: {session.received / 16_000:.1f} s heard · latency {latency:.2f} s"
-        done = self._live_pending.setdefault(key, []) + done
-        if not done or (not final and sum(len(c.chunk.frames) for c in done) < SEGMENT_S * session.fps):
-            self._live_pending[key] = done
-            return gr.skip(), status
-        self._live_pending[key] = []
-        frames = np.concatenate([c.chunk.frames for c in done])
-        audio = np.concatenate([c.audio for c in done])
-        folder = self._live_dirs[key]
-        for old in folder.glob("live_*.mp4"):  # Gradio read it when it was returned
+        segments = self._live_segments[key]
+        for old in segments.folder.glob("live_*.ts"):  # Gradio read it when it was returned
             old.unlink(missing_ok=True)
-        path = encode_segment(folder / f"live_{done[0].chunk.start:06d}.mp4", frames, session.fps, audio)
-        return str(path), status
+        frames = np.concatenate([c.chunk.frames for c in done]) if done else None
+        piece = segments.add(frames, session.audio, last=final)
+        return (str(piece) if piece else gr.skip()), status
 
     @reported
     def live_stop(self, request: gr.Request = None):
@@ -92,6 +81,5 @@ class MicrophoneHandlers:
         heard = session.received / 16_000
         latency = np.mean(session.latencies) if session.latencies else float("nan")
         segment, _ = self._live_segment(key, session, done, final=True)
-        self._live_pending.pop(key, None)
-        self._retire(self._live_dirs.pop(key))  # its last segment is still being handed out
+        self._retire(self._live_segments.pop(key).folder)  # its last segment is still being handed out
         return segment, f"Live session over: {heard:.1f} s of speech, mean latency {latency:.2f} s per frame."

@@ -48,11 +48,6 @@ def gpu(duration):
     return spaces.GPU(duration=duration)
 
 
-def can_stream() -> bool:
-    """Gradio's streaming video output runs the system's ffmpeg and ffprobe (packages.txt on a Space)."""
-    return bool(shutil.which("ffmpeg") and shutil.which("ffprobe"))
-
-
 def remove_stale_work_dirs(root: Path) -> None:
     """Delete the work dirs of app processes that died without cleaning up (SIGKILL, OOM, power)."""
     for folder in root.glob(f"{WORK_DIR_PREFIX}*-*"):

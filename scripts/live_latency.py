@@ -4,8 +4,9 @@
 
 The client plays speech into the app's live handler (``DemoApp.live_step``, the function the
 page's microphone stream calls) in pieces of ``--piece`` seconds at real-time pace, exactly as
-the browser would send them, and records for every frame the time from the moment its audio
-had been sent to the moment the piece holding it is ready for the page: returned by the handler
+the browser would send them, while ``DemoApp.live_play`` (the generator the page starts with the
+recording) yields the player's pieces, and records for every frame the time from the moment its
+audio had been sent to the moment the piece holding it is ready for the page: yielded
 and taken by the app's live player (``live_stream.live_video``'s ``stream_output``, on a worker thread of
 its own while the microphone keeps sending; ``--no-gradio`` stops the clock at the handler's
 return). The figures exclude only the network hop and the browser's player buffer.
@@ -78,7 +79,10 @@ class _Page:
 
 
 def _speak(app, wave: np.ndarray, piece: int, portrait: str, page: _Page) -> tuple[list, float]:
-    """Send ``wave`` in ``piece``-sample int16 pieces at real-time pace; ``(sent_at, time speech ended)``."""
+    """Send ``wave`` in ``piece``-sample int16 pieces at real-time pace while ``live_play`` (the event the
+    page starts with the recording) hands its pieces to ``page``; ``(sent_at, time speech ended)``."""
+    player = threading.Thread(target=lambda: [page.deliver(p) for p in app.live_play()], daemon=True)
+    player.start()
     sent_at: list[tuple[int, float]] = []
     started = time.perf_counter()
     for pos in range(0, len(wave), piece):
@@ -86,9 +90,10 @@ def _speak(app, wave: np.ndarray, piece: int, portrait: str, page: _Page) -> tup
             time.sleep(0.001)
         samples = (wave[pos : pos + piece] * 32767).astype(np.int16)
         sent_at.append((pos + len(samples), time.perf_counter()))
-        page.deliver(app.live_step((16_000, samples), portrait, 0.0, 0.0, 0)[0])
+        app.live_step((16_000, samples), portrait, 0.0, 0.0, 0)
     speech_over = time.perf_counter()
-    page.deliver(app.live_stop()[0])
+    app.live_stop()
+    player.join()
     page.close()
     return sent_at, speech_over
 

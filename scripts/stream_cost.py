@@ -45,7 +45,7 @@ def measure(way: str, piece_s: float, seconds: float, folder: Path, fps: float =
     from starcaster.video import VideoWriter
 
     speech = load_audio(ROOT / "examples" / "audio" / "weather.wav")
-    frames_per_piece, rng = int(round(piece_s * fps)), np.random.default_rng(0)
+    frames_per_piece, rng = int(np.ceil(piece_s * fps)), np.random.default_rng(0)
     pieces = int(round(seconds / piece_s))
     wave = np.tile(speech, int(np.ceil(seconds * 16_000 / len(speech))))[
         : round(pieces * frames_per_piece / fps * 16_000)

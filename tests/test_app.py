@@ -361,25 +361,41 @@ def test_impossible_elevation_is_a_gr_error(tiny_pipe, tmp_path, speech_file):
     assert not list(tmp_path.rglob("*.mp4"))
 
 
-def test_live_microphone_pieces_gather_half_a_second_and_end_with_every_frame(served, speech_wave):
-    """The live tab's handler: 0.25 s microphone pieces in; each piece out (but the last) holds at least
-    ``SEGMENT_S`` of video — one per call fell behind, every piece costs a re-mux — and all frames come back."""
-    import imageio_ffmpeg
+def test_live_microphone_streams_each_chunk_as_it_finishes_as_one_stream_with_every_frame(served, speech_wave):
+    """The live tab's handlers as the page drives them: ``live_play`` (started with the recording) yields
+    the player's pieces while ``live_step`` takes 0.25 s microphone pieces; pieces come out while the
+    speech is still arriving, hold whole chunks, form one MPEG-TS (one timeline), and the stop brings the
+    rest and the summary."""
+    import io
+    import threading
 
-    from starcaster.demo.live_player import SEGMENT_S
+    import av
 
     app = served[0].starcaster_app
     wave = np.tile(speech_wave, 2)[: 2 * 16_000]  # 2 s of speech
-    pieces = []
+    pieces: list[tuple[bytes, float]] = []
+    player = threading.Thread(
+        target=lambda: pieces.extend((Path(p).read_bytes(), time.monotonic()) for p in app.live_play())
+    )
+    player.start()
     for start in range(0, len(wave), 4_000):
         samples = (wave[start : start + 4_000] * 32767).astype(np.int16)
-        segment, status = app.live_step((16_000, samples), str(PORTRAIT), 0.0, 0.0, 0)
-        assert status.startswith("Live:")
-        if isinstance(segment, str):
-            pieces.append(imageio_ffmpeg.count_frames_and_secs(segment)[0])
-        time.sleep(0.05)
-    last, status = app.live_stop()
-    assert status.startswith("Live session over") and isinstance(last, str)
-    pieces.append(imageio_ffmpeg.count_frames_and_secs(last)[0])
-    assert all(count >= SEGMENT_S * 25 for count in pieces[:-1]), pieces
-    assert sum(pieces) == 50  # 2 s at 25 fps: nothing lost in the gathering
+        assert app.live_step((16_000, samples), str(PORTRAIT), 0.0, 0.0, 0).startswith("Live:")
+        time.sleep(0.25)  # real-time pace
+    speech_over = time.monotonic()
+    status = app.live_stop()
+    player.join(timeout=30)
+    assert status.startswith("Live session over: 2.0 s of speech") and not player.is_alive()
+
+    def video_times(data: bytes) -> list[float]:
+        with av.open(io.BytesIO(data), format="mpegts") as stream:
+            return [float(p.pts * p.time_base) for p in stream.demux(video=0) if p.size]
+
+    counts = [len(video_times(p)) for p, _ in pieces]
+    assert sum(at < speech_over for _, at in pieces) >= 4  # live: pieces while the speaker still talks
+    # about a chunk each (the microphone's speech is only what was heard, not ahead of the frames, so the
+    # muxer may keep a piece's newest frame for the next one)
+    assert all(0 < c <= 8 for c in counts[:-1]), counts
+    times = video_times(b"".join(p for p, _ in pieces))
+    assert len(times) == 50 and np.allclose(np.diff(times), 1 / 25)  # 2 s at 25 fps, nothing lost, one timeline
+    assert not app._live and not app._live_segments  # the session and its folder are let go

@@ -43,7 +43,11 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    from starcaster.audio import load_audio
+
     profile = tempfile.mkdtemp(prefix="starcaster-chromium-")
+    microphone = Path(profile) / "microphone.wav"  # what the fake capture device "hears", looped
+    sf.write(microphone, load_audio(ROOT / "examples" / "audio" / "weather.wav"), 16_000)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -57,6 +61,9 @@ def browser():
         f"--user-data-dir={profile}",
         "--window-size=1280,1400",
         "--autoplay-policy=no-user-gesture-required",
+        "--use-fake-ui-for-media-stream",  # the microphone permission is granted
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}",
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -258,6 +265,35 @@ def test_live_playback_starts_before_generation_ends_and_the_camera_follows_the_
     )
     assert not driver.find_elements("css selector", "#random-banner")
     assert _console_errors(driver) == []
+
+
+def test_live_microphone_in_the_browser(page):
+    """The live tab with Chromium's fake microphone playing a speech file: while it records, the live
+    player plays the portrait's chunks and the status reports what was heard; stopping ends the session."""
+    driver = page
+    driver.refresh()
+    _wait(driver, lambda d: d.find_elements("css selector", "#generate-btn"), 60, "the page to load")
+    _click_tab(driver, "Live")
+    _upload(driver, "live-portrait", PORTRAIT)
+    _wait(driver, lambda d: d.find_elements("css selector", "#live-portrait img"), 30, "the portrait preview")
+    record = _wait(driver, lambda d: _button(d, "#live-mic", "Record"), 30, "the record button")
+    record.click()
+    heard = _wait(driver, lambda d: re.search(r"Live: ([\d.]+) s heard", _live_state(d)[1]), 60, "the first piece")
+    playing = _wait(driver, lambda d: _live_state(d)[0] > 1.0 and _live_state(d), 60, "the live player to play")
+    assert "Live:" in playing[1] and "over" not in playing[1], playing  # still recording: the session runs on
+    assert float(heard[1]) > 0
+    _button(driver, "#live-mic", "Stop").click()
+    over = _wait(driver, lambda d: "Live session over" in _live_state(d)[1] and _live_state(d)[1], 60, "the end")
+    assert re.search(r"([\d.]+) s of speech, mean latency ([\d.]+) s", over), over
+    assert _console_errors(driver) == []
+
+
+def _button(driver, within: str, label: str):
+    """The button in ``within`` whose text or aria-label starts with ``label`` (None when there is none)."""
+    for button in driver.find_elements("css selector", f"{within} button"):
+        if button.is_displayed() and (button.text or button.get_attribute("aria-label") or "").startswith(label):
+            return button
+    return None
 
 
 def test_other_tabs_render(page, tmp_path):

@@ -56,6 +56,7 @@ class DemoApp(MicrophoneHandlers):
         self._runs: dict[str, object] = {}  # session → the run it is streaming (steered by the sliders)
         self._live: dict[str, object] = {}  # session → its LiveSession (microphone mode)
         self._live_segments: dict[str, Segments] = {}  # session → its live player's pieces (and their folder)
+        self._live_ended: dict[str, threading.Event] = {}  # session → set when its live_play has finished
 
     # -- files ----------------------------------------------------------------------------
     def _run_dir(self, request: gr.Request | None) -> Path:
@@ -85,7 +86,8 @@ class DemoApp(MicrophoneHandlers):
         if request is not None and (live := self._live.pop(request.session_hash or "", None)) is not None:
             live.close()
             self._runs.pop(request.session_hash, None)
-            shutil.rmtree(self._live_segments.pop(request.session_hash).folder, ignore_errors=True)
+            if (segments := self._live_segments.pop(request.session_hash, None)) is not None:
+                shutil.rmtree(segments.folder, ignore_errors=True)
         if request is not None and request.session_hash:
             shutil.rmtree(self.work_dir / request.session_hash, ignore_errors=True)
 

@@ -99,13 +99,23 @@ def _wire_steering(app: DemoApp, controls: list) -> None:
 
 
 def _wire_live(app: DemoApp, ids: dict, controls: list, outputs: list) -> None:
-    """The microphone streams to ``live_step`` every ``LIVE_MIC_EVERY_S``; its pieces go to the live player."""
+    """The microphone streams to ``live_step`` every ``LIVE_MIC_EVERY_S``; ``live_play``, started with the
+    recording, streams the live player (Gradio streams a video only out of a generator)."""
     live, status = outputs[0], outputs[4]
     inputs = [ids["live_mic"], ids["live_portrait"], controls[0], controls[1], controls[7]]
+    ids["live_mic"].start_recording(
+        app.live_play,
+        None,
+        live,
+        concurrency_id="live_play",
+        concurrency_limit=2,
+        api_visibility="private",
+        show_progress="hidden",
+    )
     ids["live_mic"].stream(
         app.live_step,
         inputs,
-        [live, status],
+        status,
         stream_every=LIVE_MIC_EVERY_S,
         time_limit=600,
         concurrency_id="live",
@@ -113,7 +123,7 @@ def _wire_live(app: DemoApp, ids: dict, controls: list, outputs: list) -> None:
         api_visibility="private",
         show_progress="hidden",
     )
-    ids["live_mic"].stop_recording(app.live_stop, None, [live, status], api_visibility="private")
+    ids["live_mic"].stop_recording(app.live_stop, None, status, api_visibility="private")
 
 
 def _header(app: DemoApp) -> None:
@@ -150,7 +160,7 @@ def _identity_tabs(app: DemoApp, mode: gr.State) -> dict:
             ids["identity"] = _identity_tab(app)
         with gr.Tab("Free viewpoint", id="free") as ids["tab_free"]:
             ids.update(_free_viewpoint_tab())
-        with gr.Tab("Live microphone", id="live") as ids["tab_live"]:
+        with gr.Tab("🎙 Live", id="live") as ids["tab_live"]:
             ids.update(_live_tab())
     return ids
 

@@ -45,9 +45,14 @@ class Segments:
     with ``last=True`` whatever is left, the stream's end included.
     """
 
-    def __init__(self, folder: Path, fps: float, first_s: float = FIRST_SEGMENT_S, every_s: float = SEGMENT_S):
+    def __init__(
+        self, folder: Path, fps: float, first_s: float = FIRST_SEGMENT_S, every_s: float = SEGMENT_S, keep: int = 0
+    ):
+        """``keep``: delete a piece's file once ``keep`` newer ones exist (0: keep all; Gradio reads each
+        one a little after it is handed out, so never the newest few)."""
         self.folder, self.fps = folder, float(fps)
-        self.first_s, self.every_s = first_s, every_s
+        self.first_s, self.every_s, self.keep = first_s, every_s, keep
+        self.written: list[Path] = []
         self.frames: list[np.ndarray] = []
         self.start = 0  # first frame of the piece being gathered
         self.count = 0
@@ -76,6 +81,9 @@ class Segments:
         if last:  # the encoders' and the muxer's last packets; a piece of no frames still gets a duration
             data, seconds = data + stream.close(), max(seconds, 1 / self.fps)
         path = write_piece(self.folder / f"live_{self.count:05d}", data, seconds)
+        self.written.append(path)
+        if self.keep and len(self.written) > self.keep:
+            self.written.pop(0).unlink(missing_ok=True)
         self.frames, self.start, self.count = [], stop, self.count + 1
         return path
 

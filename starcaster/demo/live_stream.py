@@ -36,6 +36,8 @@ class TransportStream:
     (``max_interleave_delta`` 1 µs, unbuffered PES); it keeps back only the newest packet of the
     stream that is ahead. So the speech is fed ahead of the frames (``AUDIO_LEAD_S``), and a
     piece's frames are all in the bytes ``piece`` returns; the speech's tail leaves with ``close``.
+    Where the speech cannot be ahead (the microphone: only what was heard), a piece's newest frame
+    may wait for the next piece.
     """
 
     def __init__(self, fps: float, width: int, height: int, audio: bool = True):

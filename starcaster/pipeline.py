@@ -450,8 +450,12 @@ class STARCasterPipeline(DiffusionPipeline):
 
     # -- 5. per-chunk conditions --------------------------------------------------------
     def _conditions(self, prep: _Prepared, features: np.ndarray, views: ViewTrack) -> tuple:
-        """Per-chunk condition inputs ``(identity [1,512], audio [1,F,W,M], views [1,F,2])``."""
-        audio = torch.from_numpy(features).to(self.device, self.unet.dtype)[None]
+        """Per-chunk condition inputs ``(identity [1,512], audio [1,F,W,M], views [1,F,2])``.
+
+        Device and dtype are the run's identity tensor's: ``self.device`` / ``unet.dtype`` walk every
+        module of every component on each call (py-spy found them on the denoiser thread per chunk;
+        end to end the difference is within the machine's noise, 0.42 vs 0.43 s per video second)."""
+        audio = torch.from_numpy(features).to(prep.identity.device, prep.identity.dtype)[None]
         track = torch.from_numpy(np.stack([views.azimuth, views.elevation], -1).astype(np.float32))
         return prep.identity, audio, track.to(audio.device, audio.dtype)[None]
 

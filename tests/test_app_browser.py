@@ -273,7 +273,7 @@ def test_live_microphone_in_the_browser(page):
     driver = page
     driver.refresh()
     _wait(driver, lambda d: d.find_elements("css selector", "#generate-btn"), 60, "the page to load")
-    _click_tab(driver, "Live")
+    _click_tab(driver, "Live mic")
     _upload(driver, "live-portrait", PORTRAIT)
     _wait(driver, lambda d: d.find_elements("css selector", "#live-portrait img"), 30, "the portrait preview")
     record = _wait(driver, lambda d: _button(d, "#live-mic", "Record"), 30, "the record button")

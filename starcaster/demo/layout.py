@@ -160,7 +160,7 @@ def _identity_tabs(app: DemoApp, mode: gr.State) -> dict:
             ids["identity"] = _identity_tab(app)
         with gr.Tab("Free viewpoint", id="free") as ids["tab_free"]:
             ids.update(_free_viewpoint_tab())
-        with gr.Tab("🎙 Live", id="live") as ids["tab_live"]:
+        with gr.Tab("Live mic", id="live") as ids["tab_live"]:
             ids.update(_live_tab())
     return ids
 

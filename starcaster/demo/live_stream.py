@@ -51,7 +51,7 @@ class TransportStream:
         video = self._container.add_stream("libx264", rate=self.fps)
         video.width, video.height = width + width % 2, height + height % 2  # 4:2:0 wants even sizes
         video.pix_fmt, video.thread_count = "yuv420p", 1
-        video.options = {"preset": "ultrafast", "tune": "zerolatency", "forced-idr": "1"}
+        video.options = {"preset": "ultrafast", "tune": "zerolatency", "forced-idr": "1", "crf": "18"}  # as the mp4
         video.codec_context.gop_size = 1 << 30  # keyframes only where a piece starts
         self._video = video
         self._audio = self._container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None

@@ -8,8 +8,8 @@ the browser would send them, while ``DemoApp.live_play`` (the generator the page
 recording) yields the player's pieces, and records for every frame the time from the moment its
 audio had been sent to the moment the piece holding it is ready for the page: yielded
 and taken by the app's live player (``live_stream.live_video``'s ``stream_output``, on a worker thread of
-its own while the microphone keeps sending; ``--no-gradio`` stops the clock at the handler's
-return). The figures exclude only the network hop and the browser's player buffer.
+its own while the microphone keeps sending; ``--no-gradio`` stops the clock at the
+yield). The figures exclude only the network hop and the browser's player buffer.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument(
         "--no-gradio",
         action="store_true",
-        help="time up to the handler's return, without the live player's stream_output",
+        help="time up to live_play's yield, without the live player's stream_output",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -88,6 +88,7 @@ class DemoApp(MicrophoneHandlers):
             self._runs.pop(request.session_hash, None)
             if (segments := self._live_segments.pop(request.session_hash, None)) is not None:
                 shutil.rmtree(segments.folder, ignore_errors=True)
+            self._live_ended.pop(request.session_hash, None)
         if request is not None and request.session_hash:
             shutil.rmtree(self.work_dir / request.session_hash, ignore_errors=True)
 

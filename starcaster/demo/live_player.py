@@ -2,7 +2,7 @@
 
 Gradio's streaming ``gr.Video`` plays a sequence of segments as one HLS stream; each piece here is
 the next stretch of one MPEG-TS (``live_stream.TransportStream``: H.264 + AAC, made in-process and
-played as it is by ``live_stream.LiveVideo``). The first piece is one chunk, so playback starts as
+played as it is by ``live_stream.live_video``'s player). The first piece is one chunk, so playback starts as
 soon as possible (docs/app.md, "Time to first video"); later pieces are ``SEGMENT_S`` of video.
 ``Pacer`` keeps a page's run at most ``LIVE_LEAD_S`` of video ahead of playback, so a slider moved
 while it plays turns the camera soon.

@@ -1,8 +1,8 @@
 """The live player's stream: one MPEG-TS (H.264 + AAC) cut into HLS pieces, played as it is.
 
 Gradio's streaming ``gr.Video`` takes a file per piece and re-muxes each one itself (ffprobe, an
-audio decode, an ffmpeg MPEG-TS mux: four process launches a piece, ≈ 0.66 CPU-s per video second
-with 0.5 s pieces, docs/app.md), beside our own encode of the piece. Here the pieces are made
+audio decode, an ffmpeg MPEG-TS mux: three process launches a piece, and a fourth for our own
+encode of the piece — 0.57–0.66 CPU-s per video second with 0.5 s pieces, docs/app.md). Here the pieces are made
 in-process (PyAV) by one encoder pair and one muxer that live as long as the stream, so the
 timeline, the AAC priming and the MPEG-TS continuity counters run on across pieces by
 construction, and ``live_video``'s player hands the bytes to Gradio's HLS playlist unchanged.
@@ -118,7 +118,7 @@ class TransportStream:
 
 
 def write_piece(path: Path, data: bytes, seconds: float) -> Path:
-    """A piece file for ``LiveVideo``: the bytes, with the duration in the name (``…_0.480s.ts``)."""
+    """A piece file for ``live_video``: the bytes, with the duration in the name (``…_0.480s.ts``)."""
     path = Path(path).with_name(f"{Path(path).stem}_{seconds:.6f}s.ts")
     path.write_bytes(data)
     return path

@@ -124,7 +124,4 @@ class MicrophoneHandlers:
         session.end()
         if ended is None or not ended.wait(END_WAIT_S):  # no player took the pieces
             session.close()
-        latency = np.mean(session.latencies) if session.latencies else float("nan")
-        return (
-            f"Live session over: {session.received / 16_000:.1f} s of speech, mean latency {latency:.2f} s per frame."
-        )
+        return self._live_over(session)

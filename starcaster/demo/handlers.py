@@ -83,12 +83,12 @@ class DemoApp(MicrophoneHandlers):
 
     def end_session(self, request: gr.Request) -> None:
         """``demo.unload``: drop whatever a closed page left behind (a live session included)."""
-        if request is not None and (live := self._live.pop(request.session_hash or "", None)) is not None:
-            live.close()
-            self._runs.pop(request.session_hash, None)
-            if (segments := self._live_segments.pop(request.session_hash, None)) is not None:
+        key = getattr(request, "session_hash", None) or ""
+        if (live := self._live.get(key)) is not None:
+            segments = self._live_segments.get(key)
+            self._release_live(key, live, segments)
+            if segments is not None:
                 shutil.rmtree(segments.folder, ignore_errors=True)
-            self._live_ended.pop(request.session_hash, None)
         if request is not None and request.session_hash:
             shutil.rmtree(self.work_dir / request.session_hash, ignore_errors=True)
 

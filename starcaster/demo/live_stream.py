@@ -18,6 +18,7 @@ import types
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import gradio as gr
 import numpy as np
 
@@ -41,8 +42,6 @@ class TransportStream:
     """
 
     def __init__(self, fps: float, width: int, height: int, audio: bool = True):
-        import av
-
         self.fps = Fraction(fps).limit_denominator(1001)
         self._buffer = io.BytesIO()
         options = {"mpegts_flags": TS_FLAGS, "pes_payload_size": "0", "max_interleave_delta": "1"}
@@ -64,8 +63,6 @@ class TransportStream:
 
         The muxer holds back the newest packet of whichever stream is ahead, so speech fed
         ≈ ``AUDIO_LEAD_S`` past a piece's last frame lets every frame of the piece leave with it."""
-        import av
-
         if self._audio is None or not len(samples):
             return
         pcm = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)[None, :]
@@ -82,8 +79,6 @@ class TransportStream:
 
     def piece(self, frames: np.ndarray) -> tuple[bytes, float]:
         """Encode ``frames`` ``[F, H, W, 3]`` uint8 → (the piece's bytes, its seconds of video)."""
-        import av
-
         for index, image in enumerate(np.asarray(frames, dtype=np.uint8)):
             frame = av.VideoFrame.from_ndarray(self._even(image), format="rgb24")
             frame.pts, frame.time_base = self._frames + round(START_S * self.fps), 1 / self.fps

@@ -85,14 +85,18 @@ class MicrophoneHandlers:
                 if piece := segments.add(frames, session.audio, last=over):
                     yield str(piece)
         finally:  # the end, a Stop, or a closed page
-            session.close()
-            if self._live.get(key) is session:
-                self._live.pop(key)
-            self._runs.pop(key, None)
-            if self._live_segments.get(key) is segments:
-                self._retire(self._live_segments.pop(key).folder)  # its last piece is still being handed out
-            if (ended := self._live_ended.pop(key, None)) is not None:
-                ended.set()
+            self._release_live(key, session, segments)
+            self._retire(segments.folder)  # its last piece is still being handed out
+
+    def _release_live(self, key: str, session, segments: Segments | None) -> None:
+        """Close ``session`` and drop what the registries hold for it (its pieces ``segments``, its
+        steering entry), and wake a ``live_stop`` waiting for the end. The pieces' folder is the caller's."""
+        session.close()
+        for registry, value in ((self._live, session), (self._runs, session.run), (self._live_segments, segments)):
+            if registry.get(key) is value:
+                registry.pop(key)
+        if (ended := self._live_ended.pop(key, None)) is not None:
+            ended.set()
 
     def _wait_for_session(self, key: str):
         """The session the recording's first ``live_step`` starts (None if it has not within ``SESSION_WAIT_S``)."""
